@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT
+ * The training configuration: the structs libcyaml fills from YAML.
+ *
+ * core/config.c holds the libcyaml schema, which is the ONLY place a key is
+ * named; loading, defaults, validation, --set overrides, the canonical dump
+ * written to run files and the flat attribute list all come from it.
+ * docs/config.md lists every key, its type, default and allowed values.
+ *
+ * Invariant: after lb_config_load* returns LB_OK every field holds a valid
+ * value (defaults applied, ranges checked); consumers do not re-validate. */
+#ifndef LB_CONFIG_H
+#define LB_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum lb_arch {
+	LB_ARCH_MLP,          /* 784-300-100-10 (hidden sizes configurable) */
+	LB_ARCH_LENET5,       /* 32C5-MP2-64C5-MP2-512FC (methods.md 1.1) */
+	LB_ARCH_LENET5_CAFFE, /* 20C5-MP2-50C5-MP2-500FC (methods.md 1.3) */
+	LB_ARCH_SIMPLENET5,   /* 6C5-MP2-16C5-MP2-120-84 (methods.md 1.4) */
+	LB_ARCH_VGG7,         /* 2x128C3-MP2-2x256C3-MP2-2x512C3-MP2-1024FC (1.2) */
+	LB_ARCH_RESNET20,     /* CIFAR ResNet-20, option-B shortcuts (1.5) */
+	LB_ARCH_CUSTOM        /* model.layers */
+};
+
+enum lb_op {
+	LB_OP_INPUT,
+	LB_OP_LINEAR,
+	LB_OP_CONV,
+	LB_OP_MAXPOOL,
+	LB_OP_AVGPOOL,
+	LB_OP_GAP,
+	LB_OP_RELU,
+	LB_OP_RELU6,
+	LB_OP_BN,
+	LB_OP_FLATTEN,
+	LB_OP_ADD,
+	LB_OP_DROPOUT,
+	LB_OP__COUNT
+};
+
+enum lb_init { LB_INIT_TORCH, LB_INIT_KAIMING_NORMAL, LB_INIT_XAVIER_UNIFORM };
+
+enum lb_dataset_kind { LB_DATA_FASHION_MNIST, LB_DATA_MNIST, LB_DATA_CIFAR10, LB_DATA_IDX };
+
+enum lb_opt_kind { LB_OPT_SGD, LB_OPT_ADAM };
+
+enum lb_sched_kind { LB_SCHED_CONSTANT, LB_SCHED_STEP, LB_SCHED_MULTISTEP, LB_SCHED_COSINE };
+
+/* One layer of a custom model (and the form the built-in models are built in).
+ * The input of a layer is the previous layer unless `input` names another;
+ * `add` sums its input with the layer named by `from`. */
+struct lb_layer_spec {
+	enum lb_op op;
+	char *name;     /* optional; default "<op><n>" e.g. conv1, fc2, relu3 */
+	char *input;    /* optional: name of the input layer */
+	char *from;     /* add: the other operand */
+	unsigned out;   /* linear: features; conv: channels */
+	unsigned kernel;
+	unsigned stride;  /* default 1 for conv, = kernel for pools */
+	unsigned pad;
+	bool bias;      /* linear/conv: default true */
+	float p;        /* dropout probability */
+};
+
+struct lb_model_cfg {
+	enum lb_arch arch;
+	enum lb_init init;
+	unsigned *hidden;      /* mlp hidden sizes, default [300, 100] */
+	unsigned n_hidden;
+	float dropout;         /* built-in models: dropout before the classifier (0 = none) */
+	float bn_momentum;     /* 0.1 */
+	float bn_eps;          /* 1e-5 */
+	struct lb_layer_spec *layers; /* custom */
+	unsigned n_layers;
+};
+
+struct lb_data_cfg {
+	enum lb_dataset_kind dataset;
+	char *dir;             /* default per dataset, e.g. /usr/share/datasets/fashion-mnist */
+	char *train_images, *train_labels, *test_images, *test_labels; /* idx: file names in dir */
+	unsigned validation;   /* training samples held out for validation (0 = none) */
+	unsigned train_limit;  /* use only the first N training samples (0 = all) */
+	unsigned test_limit;   /* use only the first N test samples (0 = all) */
+	bool normalize;        /* subtract the per-channel mean, divide by std (training set) */
+	bool augment;          /* random crop (crop_pad) + horizontal flip; CIFAR default true */
+	unsigned crop_pad;     /* 4 */
+};
+
+struct lb_train_cfg {
+	unsigned epochs;
+	unsigned batch;        /* global batch */
+	unsigned shards;       /* the global batch is cut into this many shards (data parallel) */
+	unsigned eval_batch;   /* 1000 */
+	unsigned threads;      /* OpenBLAS threads per rank (0 = 1) */
+	unsigned log_every;    /* progress line every N steps (0 = per epoch only) */
+	unsigned checkpoint_every; /* epochs between checkpoints (1) */
+	unsigned max_steps;    /* stop after N steps in total (0 = no limit; for tests) */
+};
+
+struct lb_param_group_cfg {
+	char *match;           /* glob on parameter names: "*.bias", "bn*", "fc2.*" */
+	float lr_scale;        /* multiplies the scheduled lr (1) */
+	float weight_decay;    /* replaces optimizer.weight_decay; < 0 = inherit (-1) */
+};
+
+struct lb_optimizer_cfg {
+	enum lb_opt_kind kind;
+	float lr;
+	float momentum;        /* sgd */
+	bool nesterov;         /* sgd */
+	float weight_decay;    /* L2 added to the gradient (sgd and adam) */
+	float beta1, beta2, eps; /* adam */
+	struct lb_param_group_cfg *groups; /* first matching group wins */
+	unsigned n_groups;
+};
+
+struct lb_schedule_cfg {
+	enum lb_sched_kind kind;
+	unsigned step_size;    /* step: epochs between decays */
+	float gamma;           /* step/multistep factor (0.1) */
+	unsigned *milestones;  /* multistep: epochs */
+	unsigned n_milestones;
+	float warmup_epochs;   /* linear warm-up from 0 over this many epochs (may be fractional) */
+	float min_lr;          /* cosine floor */
+};
+
+struct lb_config {
+	char *name;            /* run name (used in the run file name) */
+	uint64_t seed;
+	struct lb_model_cfg model;
+	struct lb_data_cfg data;
+	struct lb_train_cfg train;
+	struct lb_optimizer_cfg optimizer;
+	struct lb_schedule_cfg schedule;
+};
+
+/* Load a config file, apply `--set key=value` overrides (dotted keys such as
+ * "optimizer.lr", values in YAML syntax: "0.1", "[60, 80]", "adam"), apply
+ * defaults and validate. On error returns LB_ERR_CONFIG (LB_ERR_IO when the
+ * file cannot be read) with one message naming the file, the key (and line
+ * where the YAML gives one) and what is allowed. *out is owned by the caller:
+ * free with lb_config_free. */
+int lb_config_load(const char *path, const char *const *overrides, int n_overrides,
+		   struct lb_config **out);
+/* The same from YAML text; origin names it in messages (e.g. "runs/x.h5:config"). */
+int lb_config_load_string(const char *yaml, const char *origin, const char *const *overrides,
+			  int n_overrides, struct lb_config **out);
+void lb_config_free(struct lb_config *cfg);
+
+/* Canonical YAML of the resolved config (every key, defaults filled), owned
+ * by the caller (free()). Loading it gives an equal config. */
+int lb_config_dump(const struct lb_config *cfg, char **yaml_out);
+
+/* Identity of a config: hash of the canonical dump with the keys that cannot
+ * change results removed (train.threads, train.log_every). Same value ->
+ * same run. */
+uint64_t lb_config_hash(const struct lb_config *cfg);
+
+/* Flat "key = value" view of every leaf ("optimizer.lr" -> "0.02"), for HDF5
+ * attributes and `lowbit train --print-config`. fn returns nonzero to stop. */
+int lb_config_flatten(const struct lb_config *cfg,
+		      int (*fn)(const char *key, const char *value, void *ctx), void *ctx);
+
+/* Name of an enum value as written in YAML ("lenet5-caffe", "sgd", ...). */
+const char *lb_arch_name(enum lb_arch a);
+const char *lb_op_name(enum lb_op op);
+const char *lb_dataset_name(enum lb_dataset_kind d);
+
+#endif

@@ -1,0 +1,3 @@
+# mpi/: the lowbit program (thin main + commands)
+bin_PROGRAMS += lowbit
+lowbit_SOURCES = mpi/lowbit.c
