@@ -1,1 +1,4 @@
-# analysis
+# analysis/: the HDF5 results layout (writer and reader) — see runfile.h
+liblowbit_a_SOURCES += analysis/runfile.h analysis/runfile.c
+check_PROGRAMS += tests/unit/test_runfile
+TESTS += tests/unit/test_runfile

@@ -5,3 +5,6 @@ liblowbit_a_SOURCES += \
 	core/rng.c core/rng.h \
 	core/gemm.c core/gemm.h \
 	core/util.c core/util.h
+liblowbit_a_SOURCES += core/config.c core/config.h
+check_PROGRAMS += tests/unit/test_config
+TESTS += tests/unit/test_config
