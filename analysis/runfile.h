@@ -83,4 +83,9 @@ typedef int (*lb_runfile_visit_fn)(const char *path, enum lb_dtype dt, int rank,
 int lb_runfile_visit_arrays(const struct lb_runfile *rf, const char *prefix,
 			    lb_runfile_visit_fn fn, void *ctx);
 
+/* Compare two images: LB_OK when they hold the same objects, attributes,
+ * axes and bitwise-equal values (order of creation does not matter), else
+ * LB_ERR_STATE with a message naming the first difference found. */
+int lb_runfile_diff(const struct lb_runfile *a, const struct lb_runfile *b);
+
 #endif

@@ -53,7 +53,7 @@ enum lb_sched_kind { LB_SCHED_CONSTANT, LB_SCHED_STEP, LB_SCHED_MULTISTEP, LB_SC
  * `add` sums its input with the layer named by `from`. */
 struct lb_layer_spec {
 	enum lb_op op;
-	char *name;     /* optional; default "<op><n>" e.g. conv1, fc2, relu3 */
+	char *name;     /* optional; default "<op><n>" e.g. conv1, linear2, relu3 */
 	char *input;    /* optional: name of the input layer */
 	char *from;     /* add: the other operand */
 	unsigned out;   /* linear: features; conv: channels */

@@ -8,3 +8,6 @@ liblowbit_a_SOURCES += \
 liblowbit_a_SOURCES += core/config.c core/config.h
 check_PROGRAMS += tests/unit/test_config
 TESTS += tests/unit/test_config
+liblowbit_a_SOURCES += core/models/model.h core/models/model.c core/models/archs.c \
+	core/optim/optim.h core/optim/optim.c
+liblowbit_a_SOURCES += core/train.h core/train.c

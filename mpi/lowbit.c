@@ -1,9 +1,66 @@
 /* SPDX-License-Identifier: MIT
- * lowbit: git-style subcommands. */
+ * lowbit: one binary, git-style subcommands (like IOR's ior-main.c, main is
+ * a few lines: set up MPI, dispatch, tear down). */
+#include "lbconfig.h"
+
+#include <mpi.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+
+static int world_rank;
+
+void lb_cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	if (world_rank != 0)
+		return;
+	va_start(ap, fmt);
+	fputs("lowbit: error: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static const char usage[] =
+	"usage: lowbit <command> [options]\n"
+	"\n"
+	"commands:\n"
+	"  train CONFIG.yaml   train one model (data-parallel under mpirun)\n"
+	"  version             print versions\n"
+	"  help                this text\n"
+	"\n"
+	"`lowbit <command> --help` describes a command.\n";
+
+static int cmd_version(void)
+{
+	printf("lowbit %s (%s)\n", PACKAGE_VERSION, LB_GIT_REV);
+	return LB_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
-	(void)argc; (void)argv;
-	fprintf(stderr, "usage: lowbit <command> ...\n");
-	return 1;
+	int status, world = 1;
+	if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "-h")) {
+		fputs(usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? LB_EXIT_USAGE : LB_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version"))
+		return cmd_version();
+	MPI_Init(&argc, &argv);
+	MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &world);
+	lb_log_set_rank(world > 1 ? world_rank : -1, world);
+	if (!strcmp(argv[1], "train")) {
+		status = lb_cmd_train(argc - 1, argv + 1);
+	} else {
+		lb_cli_error("'%s' is not a lowbit command (commands: train, version, help)", argv[1]);
+		status = LB_EXIT_USAGE;
+	}
+	MPI_Finalize();
+	return status;
 }

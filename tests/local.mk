@@ -2,3 +2,9 @@
 noinst_HEADERS += tests/tap.h
 check_PROGRAMS += tests/unit/test_core
 TESTS += tests/unit/test_core
+check_PROGRAMS += tests/unit/test_model
+TESTS += tests/unit/test_model
+EXTRA_DIST += tests/cli/lib.sh
+TESTS += tests/cli/train-resume.sh
+TESTS += tests/cli/bad-input.sh
+EXTRA_DIST += tests/lsan.supp

@@ -10,6 +10,7 @@
 #ifndef LB_DATASET_H
 #define LB_DATASET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct lb_dataset {
@@ -60,7 +61,26 @@ void lb_data_batch(float *x, int32_t *y, const struct lb_dataset *ds, const int3
 		   const struct lb_normalize *norm, const struct lb_augment *aug, uint64_t seed,
 		   uint32_t epoch);
 
+/* The augmentation draws of one sample, as lb_data_batch uses them: crop
+ * offsets *dy, *dx in [0, 2*crop_pad] into the image zero-padded by crop_pad
+ * (both crop_pad, i.e. no shift, when cropping is off) and *flip in {0, 1}.
+ * Words of lb_rng_block(seed, LB_RNG_AUGMENT, epoch, id): [0] -> dy,
+ * [1] -> dx, [2] top bit -> flip. Padding is 0 in raw pixel space, so a
+ * padded pixel reads (0 - mean[c]) / std[c] after normalisation (torchvision
+ * pads before Normalize). Output pixel (i, j) of the batch is padded pixel
+ * (i + dy, j' + dx) with j' = W-1-j when flipped (crop, then flip). */
+void lb_data_augment_draw(const struct lb_augment *aug, uint64_t seed, uint32_t epoch,
+			  int32_t id, int *dy, int *dx, int *flip);
+
 /* Mean and std of the pixels (per channel, on [0,1]) of a dataset. */
 void lb_dataset_stats(const struct lb_dataset *ds, struct lb_normalize *out);
+
+/* Internal to core/data (shared by idx.c and cifar10.c). Read all of `path`,
+ * gunzipping when it is gzip (detected by content, plain files pass through).
+ * [out] *buf: malloc'd, owned by the caller (free()); NULL when *len is 0.
+ * Returns LB_ERR_IO when the file cannot be opened or read ("cannot open
+ * 'PATH': <strerror>"), LB_ERR_DATA for a corrupt or truncated gzip stream,
+ * LB_ERR_OOM; every message starts with the path. */
+int lb_data_read_file_(const char *path, uint8_t **buf, size_t *len);
 
 #endif

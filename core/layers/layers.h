@@ -24,6 +24,11 @@ void lb_linear_forward(float *y, const float *x, const float *w, const float *b,
 		       int C_out);
 void lb_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
 			const float *w, int B, int C_in, int C_out);
+/* Plain-loop twins of the sgemm path (double accumulators), for the tests. */
+void lb_linear_forward_ref(float *y, const float *x, const float *w, const float *b, int B,
+			   int C_in, int C_out);
+void lb_linear_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
+			    const float *w, int B, int C_in, int C_out);
 
 /* ---- conv2d (im2col + sgemm) ----
  * x:(B,H,W,C_in)  w:(C_out,K,K,C_in)  b:(C_out) or NULL  y:(B,OH,OW,C_out)
@@ -59,6 +64,9 @@ void lb_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, co
  * argmax:(B,OH,OW,C) holds the index into x of each maximum (first one on ties). */
 void lb_maxpool_forward(float *y, int32_t *argmax, const float *x, int B, int H, int W, int C,
 			int K, int stride, int pad);
+/* The general window loop: the twin of the K=2, stride 2, pad 0 fast path. */
+void lb_maxpool_forward_ref(float *y, int32_t *argmax, const float *x, int B, int H, int W,
+			    int C, int K, int stride, int pad);
 void lb_maxpool_backward(float *dx, const float *dy, const int32_t *argmax, size_t n_out);
 void lb_avgpool_forward(float *y, const float *x, int B, int H, int W, int C, int K, int stride,
 			int pad);
@@ -95,7 +103,8 @@ void lb_dropout_backward(float *dx, const float *dy, const uint8_t *mask, size_t
  *        mean, rstd:(C) are caches for backward.
  * eval:  uses running_mean/running_var.
  * backward (train mode): dx += (gamma rstd / N)(N dy - sum dy - xhat sum dy xhat),
- *        dgamma += sum dy xhat, dbeta += sum dy. */
+ *        dgamma += sum dy xhat, dbeta += sum dy.
+ * gamma/beta may be NULL (affine = False: gamma 1, beta 0); so may running_*. */
 void lb_batchnorm_forward_train(float *y, float *mean, float *rstd, const float *x,
 				const float *gamma, const float *beta, float *running_mean,
 				float *running_var, float momentum, float eps, size_t N, int C);

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT
+ * A model: a list of nodes (layers) evaluated in order, each reading the
+ * output of earlier nodes; built from a list of layer specs (the built-in
+ * architectures are such lists, see archs.c).
+ *
+ * Invariants:
+ * - All parameters live in ONE float block (w), their gradients in another
+ *   (g) with the same offsets; BN running statistics in a third (buf).
+ *   struct lb_param entries are views (offset, count) into them.
+ * - Activations y and their gradients dy are (B_max, size) buffers sized at
+ *   build; forward/backward allocate nothing.
+ * - Backward accumulates into g; lb_model_zero_grad is the only place it is
+ *   cleared. Node gradients dy are cleared by lb_model_backward itself.
+ * - The loss is the SUM over the batch of cross-entropies times `scale`
+ *   (scale = 1/global batch), so shard gradients add up to the batch gradient. */
+#ifndef LB_MODEL_H
+#define LB_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "layers/layers.h"
+
+enum lb_param_flags {
+	LB_PARAM_WEIGHT = 1u << 0, /* conv/linear weight */
+	LB_PARAM_BIAS = 1u << 1,   /* conv/linear bias */
+	LB_PARAM_BN = 1u << 2      /* batch-norm gamma/beta */
+};
+
+struct lb_param {
+	char name[64];     /* "conv1.weight", "fc2.bias", "layer1.0.bn1.gamma" */
+	size_t offset;     /* into the block */
+	size_t count;
+	int rank;
+	int dims[4];       /* conv weight (C_out, K, K, C_in); linear (C_out, C_in); vectors (n) */
+	int node;          /* owning node */
+	unsigned flags;
+	int fan_in, fan_out;
+};
+
+struct lb_node {
+	enum lb_op op;
+	char name[48];
+	int in, in2;          /* input nodes (-1 = none); node 0 is the network input */
+	int H, W, C;          /* output shape of one sample */
+	size_t size;          /* H*W*C */
+	float *y, *dy;        /* (B_max, size); flatten aliases its input's buffers */
+	int alias;            /* 1: y/dy are the input's buffers (flatten) */
+	int w, b;             /* parameter indices or -1 (bn: w = gamma, b = beta) */
+	int rmean, rvar;      /* bn: buffer indices */
+	int K, stride, pad, out, has_bias;
+	float p;              /* dropout */
+	int index;            /* this node's position (dropout stream id) */
+	float *col;           /* conv: cached im2col (B_train rows) or NULL = shared workspace */
+	int col_fresh;        /* col holds im2col of the last training forward */
+	int32_t *argmax;      /* maxpool */
+	float *mean, *rstd;   /* bn caches */
+	uint8_t *mask;        /* dropout */
+	int64_t macs;         /* multiply-accumulates per sample (conv, linear) */
+};
+
+struct lb_model {
+	int n_nodes;
+	struct lb_node *nodes;
+	int n_params;
+	struct lb_param *params;
+	size_t n_weights;     /* floats in w/g */
+	float *w, *g;
+	int n_buffers;
+	struct lb_param *buffers;
+	size_t n_buffer_floats;
+	float *buf;
+	int B_train, B_max;   /* max batch for training (dy, caches) and for any forward */
+	int in_H, in_W, in_C, n_classes;
+	float *probs;         /* (B_max, n_classes) */
+	float *work;          /* shared im2col workspace */
+	size_t work_floats;
+	float bn_momentum, bn_eps;
+	uint64_t seed;        /* for dropout masks */
+};
+
+/* Build the model described by cfg->model for inputs (H, W, C) and n_classes
+ * outputs; buffers sized for B_train-sample training steps and B_eval-sample
+ * evaluation. LB_ERR_CONFIG with a message naming the layer for shape
+ * errors (kernel larger than its input, add of unequal shapes, last layer
+ * not producing n_classes outputs, unknown input name). */
+int lb_model_build(const struct lb_config *cfg, int H, int W, int C, int n_classes, int B_train,
+		   int B_eval, struct lb_model **out);
+void lb_model_free(struct lb_model *m);
+
+/* Initialise every parameter from (seed, LB_RNG_INIT, param index, element)
+ * with the scheme of cfg->model.init; BN gamma 1, beta 0, running var 1. */
+void lb_model_init_params(struct lb_model *m, enum lb_init init, uint64_t seed);
+void lb_model_zero_grad(struct lb_model *m);
+
+/* The (B_max, H*W*C) input buffer to fill before forward. */
+float *lb_model_input(struct lb_model *m);
+
+/* Forward B samples (B <= B_train when train, <= B_max otherwise) and the
+ * softmax cross-entropy against labels. Returns the SUM of the B losses;
+ * *correct (may be NULL) gets the number of correct argmax predictions.
+ * train: batch-norm batch statistics (and running-stat update) and dropout
+ * with masks keyed by (seed, step, node, first_sample + element). */
+double lb_model_forward(struct lb_model *m, int B, const int32_t *labels, int train,
+			uint32_t step, uint64_t first_sample, int *correct);
+/* Backward of the last training forward: g += scale * d(sum loss)/dw. */
+void lb_model_backward(struct lb_model *m, int B, const int32_t *labels, float scale);
+
+/* Index of the parameter called name, or -1. */
+int lb_model_find_param(const struct lb_model *m, const char *name);
+
+/* Parameter count and MACs per sample of the conv/linear layers. */
+int64_t lb_model_param_total(const struct lb_model *m);
+int64_t lb_model_macs_total(const struct lb_model *m);
+
+/* Print a per-layer table (name, op, output shape, params, MACs) via lb_log. */
+void lb_model_log_summary(const struct lb_model *m);
+
+/* The built-in architectures as layer lists (archs.c). *specs is owned by the
+ * caller: free with lb_arch_specs_free. */
+int lb_arch_specs(const struct lb_model_cfg *mc, int n_classes, struct lb_layer_spec **specs,
+		  int *n);
+void lb_arch_specs_free(struct lb_layer_spec *specs, int n);
+
+#endif

@@ -1,0 +1,626 @@
+/* SPDX-License-Identifier: MIT
+ * The training loop (see train.h): load data, build the model, train epoch
+ * by epoch, evaluate, and keep the run file current with an atomic rewrite
+ * at every checkpoint. Randomness is counter-based (rng.h), so a run resumed
+ * from the checkpoint of epoch e redraws exactly what the uninterrupted run
+ * drew after e: resumed weights are bit-identical. */
+#include "lbconfig.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cyaml/cyaml.h>
+#include <hdf5.h>
+
+#include "../analysis/runfile.h"
+#include "data/dataset.h"
+#include "err.h"
+#include "gemm.h"
+#include "log.h"
+#include "models/model.h"
+#include "optim/optim.h"
+#include "rng.h"
+#include "train.h"
+#include "util.h"
+
+#include "config.h"
+
+struct run {
+	const struct lb_config *cfg;
+	struct lb_dataset train, val, test;
+	struct lb_normalize norm;
+	struct lb_augment aug;
+	struct lb_model *model;
+	struct lb_optimizer *opt;
+	struct lb_runfile *rf;
+	char path[4096];
+	float *x;        /* batch input staging = model input */
+	int32_t *labels; /* (B_max) */
+	int32_t *perm;   /* (n_train) */
+	int epoch0;      /* completed epochs at start (resume) */
+	long step;       /* global step */
+	int B_shard, steps_per_epoch;
+};
+
+/* ---- data ---- */
+
+static int path_join(char *out, size_t n, const char *dir, const char *file)
+{
+	int w = snprintf(out, n, "%s/%s", dir, file);
+	return (w < 0 || (size_t)w >= n) ? -1 : 0;
+}
+
+static int load_data(struct run *r)
+{
+	const struct lb_data_cfg *d = &r->cfg->data;
+	struct lb_dataset all = {0};
+	char a[4096], b[4096];
+	int rc;
+	if (d->dataset == LB_DATA_CIFAR10) {
+		char paths[5][4096], test[4096];
+		const char *pp[5];
+		for (int i = 0; i < 5; i++) {
+			char f[32];
+			snprintf(f, sizeof f, "data_batch_%d.bin", i + 1);
+			if (path_join(paths[i], sizeof paths[i], d->dir, f))
+				return lb_error(LB_ERR_CONFIG, "data.dir: path too long");
+			pp[i] = paths[i];
+		}
+		if (path_join(test, sizeof test, d->dir, "test_batch.bin"))
+			return lb_error(LB_ERR_CONFIG, "data.dir: path too long");
+		rc = lb_dataset_load_cifar10(&all, pp, 5);
+		if (rc)
+			return rc;
+		const char *tp[1] = {test};
+		rc = lb_dataset_load_cifar10(&r->test, tp, 1);
+		if (rc) {
+			lb_dataset_release(&all);
+			return rc;
+		}
+	} else {
+		if (path_join(a, sizeof a, d->dir, d->train_images) ||
+		    path_join(b, sizeof b, d->dir, d->train_labels))
+			return lb_error(LB_ERR_CONFIG, "data.dir: path too long");
+		rc = lb_dataset_load_idx(&all, a, b);
+		if (rc)
+			return rc;
+		if (path_join(a, sizeof a, d->dir, d->test_images) ||
+		    path_join(b, sizeof b, d->dir, d->test_labels)) {
+			lb_dataset_release(&all);
+			return lb_error(LB_ERR_CONFIG, "data.dir: path too long");
+		}
+		rc = lb_dataset_load_idx(&r->test, a, b);
+		if (rc) {
+			lb_dataset_release(&all);
+			return rc;
+		}
+	}
+	if (r->test.H != all.H || r->test.W != all.W || r->test.C != all.C) {
+		lb_dataset_release(&all);
+		return lb_error(LB_ERR_DATA,
+				"%s: test images are %dx%dx%d but training images are %dx%dx%d",
+				d->dir, r->test.H, r->test.W, r->test.C, all.H, all.W, all.C);
+	}
+	if (d->train_limit && (int32_t)d->train_limit < all.n)
+		lb_dataset_truncate(&all, (int32_t)d->train_limit);
+	if (d->test_limit && (int32_t)d->test_limit < r->test.n)
+		lb_dataset_truncate(&r->test, (int32_t)d->test_limit);
+	if (d->validation) {
+		if ((int32_t)d->validation >= all.n) {
+			int32_t n = all.n;
+			lb_dataset_release(&all);
+			return lb_error(LB_ERR_CONFIG,
+					"data.validation: %u samples requested but the training set "
+					"has %d (allowed: 0 .. %d)",
+					d->validation, n, n - 1);
+		}
+		rc = lb_dataset_split(&r->train, &r->val, &all, (int32_t)d->validation,
+				      r->cfg->seed);
+		lb_dataset_release(&all);
+		if (rc)
+			return rc;
+	} else {
+		r->train = all;
+	}
+	if (r->train.n < (int32_t)r->cfg->train.batch)
+		return lb_error(LB_ERR_CONFIG,
+				"train.batch: %u is larger than the training set (%d samples)",
+				r->cfg->train.batch, r->train.n);
+	for (int c = 0; c < 3; c++) {
+		r->norm.mean[c] = 0.0f;
+		r->norm.std[c] = 1.0f;
+	}
+	if (d->normalize)
+		lb_dataset_stats(&r->train, &r->norm);
+	r->aug.crop_pad = d->augment ? (int)d->crop_pad : 0;
+	r->aug.flip = d->augment;
+	return LB_OK;
+}
+
+/* ---- run file ---- */
+
+static void iso_now(char *buf, size_t n)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int flat_attr(const char *key, const char *value, void *ctx)
+{
+	return lb_runfile_set_attr_str(ctx, "config_flat", key, value);
+}
+
+static int record_provenance(struct run *r, int world)
+{
+	struct lb_runfile *rf = r->rf;
+	char *yaml = NULL, buf[256];
+	int rc = lb_config_dump(r->cfg, &yaml);
+	if (rc)
+		return rc;
+	rc = lb_runfile_set_attr_str(rf, "", "config", yaml);
+	free(yaml);
+	snprintf(buf, sizeof buf, "%016llx", (unsigned long long)lb_config_hash(r->cfg));
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "config_hash", buf);
+	rc = rc ? rc : lb_config_flatten(r->cfg, flat_attr, rf);
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "name", r->cfg->name);
+	rc = rc ? rc : lb_runfile_set_attr_i64(rf, "", "seed", (int64_t)r->cfg->seed);
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "lowbit_version", PACKAGE_VERSION);
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "git_revision", LB_GIT_REV);
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "configure_args", LB_CONFIGURE_ARGS);
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "blas_corename", lb_blas_corename());
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "blas_config", lb_blas_config());
+	rc = rc ? rc : lb_runfile_set_attr_i64(rf, "", "blas_threads", lb_blas_get_threads());
+	const char *ct = getenv("OPENBLAS_CORETYPE");
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "openblas_coretype_env", ct ? ct : "unset");
+	unsigned maj, min, rel;
+	H5get_libversion(&maj, &min, &rel);
+	snprintf(buf, sizeof buf, "%u.%u.%u", maj, min, rel);
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "hdf5_version", buf);
+	char mpiv[MPI_MAX_LIBRARY_VERSION_STRING];
+	int len = 0;
+	MPI_Get_library_version(mpiv, &len);
+	char *nl = strchr(mpiv, ',');
+	if (nl)
+		*nl = '\0';
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "mpi_version", mpiv);
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "cyaml_version", cyaml_version_str);
+	gethostname(buf, sizeof buf - 1);
+	buf[sizeof buf - 1] = '\0';
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "host", buf);
+	rc = rc ? rc : lb_runfile_set_attr_i64(rf, "", "ranks", world);
+	rc = rc ? rc : lb_runfile_set_attr_i64(rf, "", "shards", r->cfg->train.shards);
+	snprintf(buf, sizeof buf, "%.6g %.6g %.6g / %.6g %.6g %.6g", r->norm.mean[0],
+		 r->norm.mean[1], r->norm.mean[2], r->norm.std[0], r->norm.std[1], r->norm.std[2]);
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "normalization_mean_std", buf);
+	rc = rc ? rc : lb_runfile_set_attr_i64(rf, "", "train_samples", r->train.n);
+	rc = rc ? rc : lb_runfile_set_attr_i64(rf, "", "val_samples", r->val.n);
+	rc = rc ? rc : lb_runfile_set_attr_i64(rf, "", "test_samples", r->test.n);
+	return rc;
+}
+
+static int record_model(struct run *r)
+{
+	const struct lb_model *m = r->model;
+	int n = 0, rc;
+	const char **names = calloc((size_t)m->n_nodes, sizeof *names);
+	int64_t *params = calloc((size_t)m->n_nodes, sizeof *params);
+	int64_t *macs = calloc((size_t)m->n_nodes, sizeof *macs);
+	const char **ops = calloc((size_t)m->n_nodes, sizeof *ops);
+	if (!names || !params || !macs || !ops) {
+		rc = lb_error(LB_ERR_OOM, "out of memory");
+		goto out;
+	}
+	for (int i = 1; i < m->n_nodes; i++) {
+		names[n] = m->nodes[i].name;
+		ops[n] = lb_op_name(m->nodes[i].op);
+		for (int j = 0; j < m->n_params; j++)
+			if (m->params[j].node == i)
+				params[n] += (int64_t)m->params[j].count;
+		macs[n] = m->nodes[i].macs;
+		n++;
+	}
+	uint64_t dims[1] = {(uint64_t)n};
+	rc = lb_runfile_put_strings(r->rf, "model/layer_names", names, n);
+	rc = rc ? rc : lb_runfile_put_strings(r->rf, "model/layer_ops", ops, n);
+	rc = rc ? rc : lb_runfile_put_array(r->rf, "model/layer_params", LB_DT_I64, 1, dims, params);
+	rc = rc ? rc : lb_runfile_put_array(r->rf, "model/layer_macs", LB_DT_I64, 1, dims, macs);
+	rc = rc ? rc : lb_runfile_set_attr_i64(r->rf, "model", "params_total", lb_model_param_total(m));
+	rc = rc ? rc : lb_runfile_set_attr_i64(r->rf, "model", "macs_per_sample", lb_model_macs_total(m));
+	rc = rc ? rc : lb_runfile_set_attr_str(r->rf, "model", "arch", lb_arch_name(r->cfg->model.arch));
+	rc = rc ? rc : lb_runfile_set_attr_str(r->rf, "model", "layout", "NHWC activations; conv weight (C_out, K, K, C_in); linear weight (C_out, C_in)");
+out:
+	free(names);
+	free(params);
+	free(macs);
+	free(ops);
+	return rc;
+}
+
+static int put_tensors(struct run *r, const char *prefix, const float *block,
+		       const struct lb_param *ps, int n)
+{
+	char path[256];
+	for (int i = 0; i < n; i++) {
+		uint64_t dims[4];
+		for (int k = 0; k < ps[i].rank; k++)
+			dims[k] = (uint64_t)ps[i].dims[k];
+		snprintf(path, sizeof path, "%s/%s", prefix, ps[i].name);
+		int rc = lb_runfile_put_array(r->rf, path, LB_DT_F32, ps[i].rank, dims,
+					      block + ps[i].offset);
+		if (rc)
+			return rc;
+	}
+	return LB_OK;
+}
+
+static int put_block(struct lb_runfile *rf, const char *path, const float *v, size_t n)
+{
+	uint64_t dims[1] = {(uint64_t)n};
+	return lb_runfile_put_array(rf, path, LB_DT_F32, 1, dims, v);
+}
+
+static int checkpoint(struct run *r, int epochs_done)
+{
+	const struct lb_model *m = r->model;
+	int rc = put_block(r->rf, "checkpoint/params", m->w, m->n_weights);
+	rc = rc ? rc : put_block(r->rf, "checkpoint/buffers", m->buf, m->n_buffer_floats);
+	rc = rc ? rc : put_block(r->rf, "checkpoint/opt_m", r->opt->m, r->opt->n);
+	if (!rc && r->opt->v)
+		rc = put_block(r->rf, "checkpoint/opt_v", r->opt->v, r->opt->n);
+	rc = rc ? rc : lb_runfile_set_attr_i64(r->rf, "checkpoint", "epoch", epochs_done);
+	rc = rc ? rc : lb_runfile_set_attr_i64(r->rf, "checkpoint", "step", r->step);
+	rc = rc ? rc : lb_runfile_set_attr_i64(r->rf, "checkpoint", "opt_t", r->opt->t);
+	rc = rc ? rc : lb_runfile_set_attr_f64(r->rf, "", "peak_rss_mib", lb_peak_rss_mib());
+	rc = rc ? rc : lb_runfile_write(r->rf, r->path);
+	return rc;
+}
+
+static int get_block(const struct lb_runfile *rf, const char *path, float *dst, size_t n)
+{
+	enum lb_dtype dt;
+	int rank;
+	uint64_t dims[4];
+	const void *v = lb_runfile_get_array(rf, path, &dt, &rank, dims);
+	if (!v || dt != LB_DT_F32 || rank != 1 || dims[0] != n)
+		return lb_error(LB_ERR_STATE, "checkpoint array '%s' is missing or has the wrong size",
+				path);
+	memcpy(dst, v, n * sizeof(float));
+	return LB_OK;
+}
+
+static int restore(struct run *r)
+{
+	struct lb_model *m = r->model;
+	int64_t epoch = 0, step = 0, t = 0;
+	int rc;
+	if (lb_runfile_get_attr_i64(r->rf, "checkpoint", "epoch", &epoch) ||
+	    lb_runfile_get_attr_i64(r->rf, "checkpoint", "step", &step) ||
+	    lb_runfile_get_attr_i64(r->rf, "checkpoint", "opt_t", &t))
+		return lb_error(LB_ERR_STATE, "%s: no checkpoint to resume from", r->path);
+	rc = get_block(r->rf, "checkpoint/params", m->w, m->n_weights);
+	rc = rc ? rc : get_block(r->rf, "checkpoint/buffers", m->buf, m->n_buffer_floats);
+	rc = rc ? rc : get_block(r->rf, "checkpoint/opt_m", r->opt->m, r->opt->n);
+	if (!rc && r->opt->v)
+		rc = get_block(r->rf, "checkpoint/opt_v", r->opt->v, r->opt->n);
+	if (rc)
+		return lb_error_prefix(rc, "%s", r->path);
+	r->epoch0 = (int)epoch;
+	r->step = step;
+	r->opt->t = t;
+	lb_runfile_truncate(r->rf, "metrics", (int)epoch);
+	return LB_OK;
+}
+
+/* Open the run file: fresh, resumed, or refused. Returns 1 when --resume found
+ * a finished run. */
+static int open_runfile(struct run *r, const struct lb_train_opts *opts, int world)
+{
+	struct stat st;
+	int rc;
+	if (opts->run_path) {
+		if (snprintf(r->path, sizeof r->path, "%s", opts->run_path) >= (int)sizeof r->path)
+			return lb_error(LB_ERR_CONFIG, "run file path too long");
+	} else {
+		const char *dir = opts->out_dir ? opts->out_dir : "runs";
+		if (snprintf(r->path, sizeof r->path, "%s/%s.h5", dir, r->cfg->name) >=
+		    (int)sizeof r->path)
+			return lb_error(LB_ERR_CONFIG, "output path too long");
+	}
+	int exists = stat(r->path, &st) == 0;
+	if (exists && !opts->resume)
+		return lb_error(LB_ERR_STATE,
+				"'%s' already exists; pass --resume to continue it, or choose "
+				"another output folder (-o) or name (--set name=...)",
+				r->path);
+	if (exists) {
+		rc = lb_runfile_read(r->path, &r->rf);
+		if (rc)
+			return lb_error_prefix(rc, "cannot resume");
+		const char *h = lb_runfile_get_attr_str(r->rf, "", "config_hash");
+		char mine[32];
+		snprintf(mine, sizeof mine, "%016llx", (unsigned long long)lb_config_hash(r->cfg));
+		if (!h || strcmp(h, mine) != 0)
+			return lb_error(LB_ERR_STATE,
+					"cannot resume '%s': it was written by another configuration "
+					"(config hash %s, this one %s); use another output folder or name",
+					r->path, h ? h : "missing", mine);
+		const char *status = lb_runfile_get_attr_str(r->rf, "", "status");
+		if (status && strcmp(status, "done") == 0)
+			return 1;
+		rc = restore(r);
+		if (rc)
+			return rc;
+		lb_log(LB_LOG_INFO, "resuming '%s' after epoch %d (step %ld)", r->path, r->epoch0,
+		       r->step);
+		return lb_runfile_set_attr_str(r->rf, "", "status", "running");
+	}
+	/* Fresh run: make sure the folder exists and is writable before training. */
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", r->path);
+	char *slash = strrchr(dir, '/');
+	if (slash) {
+		*slash = '\0';
+		if (dir[0] && lb_mkdir_p(dir) != 0)
+			return lb_error(LB_ERR_IO, "cannot create output folder '%s': %s", dir,
+					strerror(errno));
+	}
+	rc = lb_runfile_new(&r->rf);
+	if (rc)
+		return rc;
+	char now[64];
+	iso_now(now, sizeof now);
+	rc = record_provenance(r, world);
+	rc = rc ? rc : record_model(r);
+	rc = rc ? rc : lb_runfile_set_attr_str(r->rf, "", "status", "running");
+	rc = rc ? rc : lb_runfile_set_attr_str(r->rf, "", "started_at", now);
+	/* θ0: the initial parameters, kept for rewinding (lottery-ticket stages). */
+	rc = rc ? rc : put_block(r->rf, "init/params", r->model->w, r->model->n_weights);
+	rc = rc ? rc : lb_runfile_set_axis(r->rf, "metrics", "epoch");
+	rc = rc ? rc : checkpoint(r, 0);
+	return rc;
+}
+
+/* ---- epochs ---- */
+
+static void evaluate(struct run *r, const struct lb_dataset *ds, double *loss, double *acc)
+{
+	struct lb_model *m = r->model;
+	double sum = 0;
+	long hits = 0;
+	int32_t *idx = r->perm; /* reuse as an identity index buffer */
+	for (int32_t start = 0; start < ds->n; start += m->B_max) {
+		int B = ds->n - start < m->B_max ? ds->n - start : m->B_max;
+		int correct = 0;
+		for (int i = 0; i < B; i++)
+			idx[i] = start + i;
+		lb_data_batch(r->x, r->labels, ds, idx, B, &r->norm, NULL, 0, 0);
+		sum += lb_model_forward(m, B, r->labels, 0, 0, 0, &correct);
+		hits += correct;
+	}
+	*loss = ds->n ? sum / ds->n : NAN;
+	*acc = ds->n ? (double)hits / ds->n : NAN;
+}
+
+static void fmt_eta(char *buf, size_t n, double s)
+{
+	if (!(s >= 0) || s > 1e7)
+		snprintf(buf, n, "?");
+	else if (s >= 3600)
+		snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+	else
+		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+}
+
+static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opts, double *loss,
+		       double *acc, double *seconds, float *lr_out)
+{
+	const struct lb_config *cfg = r->cfg;
+	struct lb_model *m = r->model;
+	int B = (int)cfg->train.batch, S = (int)cfg->train.shards, Bs = r->B_shard;
+	double sum = 0, t0 = lb_now(), t_log = t0;
+	long hits = 0, seen = 0;
+	float lr = 0;
+	lb_rng_permutation(r->perm, r->train.n, cfg->seed, LB_RNG_ORDER, (uint32_t)epoch);
+	for (int s = 0; s < r->steps_per_epoch; s++) {
+		if (opts->crash_at_step && r->step + 1 == opts->crash_at_step) {
+			lb_log(LB_LOG_WARN, "simulated crash at step %ld (--debug-crash-at-step)",
+			       r->step + 1);
+			fflush(NULL);
+			_exit(9);
+		}
+		lb_model_zero_grad(m);
+		for (int sh = 0; sh < S; sh++) {
+			const int32_t *idx = r->perm + (size_t)s * B + (size_t)sh * Bs;
+			int correct = 0;
+			lb_data_batch(r->x, r->labels, &r->train, idx, Bs, &r->norm, &r->aug,
+				      cfg->seed, (uint32_t)epoch);
+			double l = lb_model_forward(m, Bs, r->labels, 1, (uint32_t)r->step,
+						    (uint64_t)s * B + (uint64_t)sh * Bs, &correct);
+			lb_model_backward(m, Bs, r->labels, 1.0f / (float)B);
+			sum += l;
+			hits += correct;
+		}
+		seen += B;
+		if (!isfinite(sum))
+			return lb_error(LB_ERR_NUMERIC,
+					"loss is not finite at epoch %d step %d (diverged; try a lower "
+					"optimizer.lr)",
+					epoch + 1, s + 1);
+		lr = lb_schedule_lr(&cfg->schedule, cfg->optimizer.lr, cfg->train.epochs,
+				    (unsigned)epoch, (unsigned)s, (unsigned)r->steps_per_epoch);
+		lb_optim_step(r->opt, m->w, m->g, lr);
+		r->step++;
+		if (!opts->quiet && cfg->train.log_every && (s + 1) % cfg->train.log_every == 0) {
+			double now = lb_now(), rate = seen / (now - t0);
+			char eta[32];
+			double left = (double)(r->steps_per_epoch - s - 1) * B / rate +
+				      (double)(cfg->train.epochs - epoch - 1) * r->steps_per_epoch * B / rate;
+			fmt_eta(eta, sizeof eta, left);
+			lb_log(LB_LOG_INFO,
+			       "epoch %d/%u  step %d/%d  loss %.4f  acc %.2f%%  %.0f samples/s  ETA %s",
+			       epoch + 1, cfg->train.epochs, s + 1, r->steps_per_epoch, sum / seen,
+			       100.0 * hits / seen, rate, eta);
+			t_log = now;
+		}
+		if (cfg->train.max_steps && r->step >= (long)cfg->train.max_steps)
+			break;
+	}
+	(void)t_log;
+	*seconds = lb_now() - t0;
+	*loss = seen ? sum / seen : NAN;
+	*acc = seen ? (double)hits / seen : NAN;
+	*lr_out = lr;
+	return LB_OK;
+}
+
+static void release_run(struct run *r)
+{
+	lb_dataset_release(&r->train);
+	lb_dataset_release(&r->val);
+	lb_dataset_release(&r->test);
+	lb_model_free(r->model);
+	lb_optim_free(r->opt);
+	lb_runfile_free(r->rf);
+	free(r->labels);
+	free(r->perm);
+}
+
+int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, MPI_Comm comm,
+		 struct lb_train_result *res)
+{
+	struct run r;
+	int rc, world = 1, rank = 0;
+	memset(&r, 0, sizeof r);
+	memset(res, 0, sizeof *res);
+	r.cfg = cfg;
+	MPI_Comm_size(comm, &world);
+	MPI_Comm_rank(comm, &rank);
+	if (world != 1)
+		return lb_error(LB_ERR_CONFIG,
+				"this trainer runs on one rank per run; got %d ranks in the communicator",
+				world);
+	lb_blas_set_threads(cfg->train.threads ? (int)cfg->train.threads : 1);
+	rc = load_data(&r);
+	if (rc)
+		goto out;
+	r.B_shard = (int)(cfg->train.batch / cfg->train.shards);
+	r.steps_per_epoch = r.train.n / (int)cfg->train.batch;
+	int B_eval = cfg->train.eval_batch ? (int)cfg->train.eval_batch : r.B_shard;
+	rc = lb_model_build(cfg, r.train.H, r.train.W, r.train.C, 10, r.B_shard, B_eval, &r.model);
+	if (rc)
+		goto out;
+	lb_model_init_params(r.model, cfg->model.init, lb_rng_derive(cfg->seed, 1));
+	r.model->seed = lb_rng_derive(cfg->seed, 2);
+	rc = lb_optim_new(&cfg->optimizer, r.model, &r.opt);
+	if (rc)
+		goto out;
+	int nperm = r.train.n > r.model->B_max ? r.train.n : r.model->B_max;
+	r.perm = malloc((size_t)nperm * sizeof *r.perm);
+	r.labels = malloc((size_t)r.model->B_max * sizeof *r.labels);
+	if (!r.perm || !r.labels) {
+		rc = lb_error(LB_ERR_OOM, "out of memory");
+		goto out;
+	}
+	r.x = lb_model_input(r.model);
+	rc = open_runfile(&r, opts, world);
+	if (rc == 1) {
+		snprintf(res->path, sizeof res->path, "%s", r.path);
+		res->already_done = 1;
+		double v;
+		if (!lb_runfile_get_attr_f64(r.rf, "", "final_test_acc", &v))
+			res->test_acc = v;
+		rc = LB_OK;
+		goto out;
+	}
+	if (rc)
+		goto out;
+	snprintf(res->path, sizeof res->path, "%s", r.path);
+	if (!opts->quiet)
+		lb_model_log_summary(r.model);
+	lb_log(LB_LOG_INFO, "training %s on %d samples (%d test%s), %d steps/epoch, run file %s",
+	       lb_arch_name(cfg->model.arch), r.train.n, r.test.n,
+	       r.val.n ? ", validation split" : "", r.steps_per_epoch, r.path);
+	double test_loss = NAN, test_acc = NAN;
+	for (int e = r.epoch0; e < (int)cfg->train.epochs; e++) {
+		double tl, ta, sec, vl = NAN, va = NAN;
+		float lr = 0;
+		rc = train_epoch(&r, e, opts, &tl, &ta, &sec, &lr);
+		if (rc == LB_ERR_NUMERIC) {
+			lb_runfile_set_attr_str(r.rf, "", "status", "diverged");
+			lb_runfile_set_attr_str(r.rf, "", "error", lb_error_message());
+			lb_runfile_write(r.rf, r.path);
+			goto out;
+		}
+		if (rc)
+			goto out;
+		double te0 = lb_now();
+		evaluate(&r, &r.test, &test_loss, &test_acc);
+		if (r.val.n)
+			evaluate(&r, &r.val, &vl, &va);
+		double eval_s = lb_now() - te0;
+		double row = e + 1;
+		double steps_done = (double)r.steps_per_epoch * cfg->train.batch;
+		rc = lb_runfile_append(r.rf, "metrics/epoch", &row, 1);
+		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/train_loss", &tl, 1);
+		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/train_acc", &ta, 1);
+		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/test_loss", &test_loss, 1);
+		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/test_acc", &test_acc, 1);
+		if (r.val.n) {
+			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/val_loss", &vl, 1);
+			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/val_acc", &va, 1);
+		}
+		double lrd = lr, rate = steps_done / sec;
+		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/lr", &lrd, 1);
+		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/epoch_time_s", &sec, 1);
+		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/eval_time_s", &eval_s, 1);
+		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/train_samples_per_s", &rate, 1);
+		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/step", &(double){(double)r.step}, 1);
+		if (rc)
+			goto out;
+		lb_log(LB_LOG_INFO,
+		       "epoch %d/%u: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%%%s | %.0f "
+		       "samples/s, %.1f s",
+		       e + 1, cfg->train.epochs, tl, 100 * ta, test_loss, 100 * test_acc,
+		       r.val.n ? " (val acc below)" : "", rate, sec);
+		if (r.val.n)
+			lb_log(LB_LOG_INFO, "epoch %d/%u: validation loss %.4f acc %.2f%%", e + 1,
+			       cfg->train.epochs, vl, 100 * va);
+		int last = e + 1 == (int)cfg->train.epochs ||
+			   (cfg->train.max_steps && r.step >= (long)cfg->train.max_steps);
+		if (last) {
+			char now[64];
+			iso_now(now, sizeof now);
+			rc = put_tensors(&r, "final/weights", r.model->w, r.model->params,
+					 r.model->n_params);
+			rc = rc ? rc : put_tensors(&r, "final/buffers", r.model->buf,
+						   r.model->buffers, r.model->n_buffers);
+			rc = rc ? rc : lb_runfile_set_attr_f64(r.rf, "", "final_test_acc", test_acc);
+			rc = rc ? rc : lb_runfile_set_attr_f64(r.rf, "", "final_test_loss", test_loss);
+			rc = rc ? rc : lb_runfile_set_attr_str(r.rf, "", "status", "done");
+			rc = rc ? rc : lb_runfile_set_attr_str(r.rf, "", "finished_at", now);
+			if (rc)
+				goto out;
+		}
+		if (last || (e + 1) % (int)cfg->train.checkpoint_every == 0) {
+			rc = checkpoint(&r, e + 1);
+			if (rc)
+				goto out;
+		}
+		res->epochs_done = e + 1;
+		if (last)
+			break;
+	}
+	res->test_acc = test_acc;
+	res->test_loss = test_loss;
+out:
+	release_run(&r);
+	return rc;
+}

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT
+ * The lowbit subcommands. Each returns the process exit status:
+ * 0 done, 1 error, 2 usage error, 75 (EX_TEMPFAIL) stopped by a signal with
+ * state saved. MPI is initialised by main() before a command runs. */
+#ifndef LB_CLI_H
+#define LB_CLI_H
+
+#define LB_EXIT_OK 0
+#define LB_EXIT_ERROR 1
+#define LB_EXIT_USAGE 2
+#define LB_EXIT_TEMPFAIL 75
+
+int lb_cmd_train(int argc, char **argv);
+
+/* Print "lowbit: error: <msg>" (rank 0 only unless every_rank). */
+void lb_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
