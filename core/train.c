@@ -501,8 +501,10 @@ int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, 
 	memset(&r, 0, sizeof r);
 	memset(res, 0, sizeof *res);
 	r.cfg = cfg;
-	MPI_Comm_size(comm, &world);
-	MPI_Comm_rank(comm, &rank);
+	if (comm != MPI_COMM_NULL) {
+		MPI_Comm_size(comm, &world);
+		MPI_Comm_rank(comm, &rank);
+	}
 	if (world != 1)
 		return lb_error(LB_ERR_CONFIG,
 				"this trainer runs on one rank per run; got %d ranks in the communicator",

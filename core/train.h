@@ -27,7 +27,8 @@ struct lb_train_result {
 	int already_done;         /* --resume found a finished run */
 };
 
-/* Run (or resume) training as configured. Collective over comm. Returns LB_OK,
+/* Run (or resume) training as configured. Collective over comm; comm may be
+ * MPI_COMM_NULL for a single process without MPI initialised. Returns LB_OK,
  * or an error code with lb_error_message() set; on configuration, data or
  * output-folder errors nothing is written. */
 int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, MPI_Comm comm,
