@@ -157,6 +157,26 @@ static int infer_node(struct lb_model *m, int i, const struct lb_layer_spec *ls,
 	return LB_OK;
 }
 
+/* ReLU/ReLU6 may overwrite its input when it is that input's only reader:
+ * no backward needs the pre-activation (conv, linear and BN backward read
+ * their own inputs; the ReLU's mask [y > 0] is the same on either side). */
+static void mark_inplace(struct lb_model *m)
+{
+	for (int i = 1; i < m->n_nodes; i++) {
+		struct lb_node *nd = &m->nodes[i];
+		if (nd->op != LB_OP_RELU && nd->op != LB_OP_RELU6)
+			continue;
+		const struct lb_node *in = &m->nodes[nd->in];
+		if (nd->in == 0 || in->alias || in->inplace)
+			continue;
+		int readers = 0;
+		for (int j = 1; j < m->n_nodes; j++)
+			readers += (m->nodes[j].in == nd->in) + (m->nodes[j].in2 == nd->in);
+		if (readers == 1)
+			nd->inplace = 1;
+	}
+}
+
 static int alloc_buffers(struct lb_model *m)
 {
 	size_t col_total = 0;
@@ -184,7 +204,8 @@ static int alloc_buffers(struct lb_model *m)
 			nd->dy = m->nodes[nd->in].dy;
 			continue;
 		}
-		nd->y = lb_alloc((size_t)m->B_max * nd->size * sizeof(float));
+		nd->y = nd->inplace ? m->nodes[nd->in].y
+				    : lb_alloc((size_t)m->B_max * nd->size * sizeof(float));
 		if (!nd->y)
 			return -1;
 		if (i > 0) {
@@ -199,8 +220,9 @@ static int alloc_buffers(struct lb_model *m)
 			lb_conv_shape_init(&s, 1, in->H, in->W, in->C, nd->C, nd->K, nd->stride,
 					   nd->pad);
 			size_t per = lb_conv_col_size(&s);
-			size_t need = per * (size_t)m->B_max;
-			if (need > m->work_floats)
+			/* forward passes larger than B_train run in B_train-sample chunks */
+			size_t need = per * (size_t)m->B_train;
+			if (!cache_cols && need > m->work_floats)
 				m->work_floats = need;
 			if (cache_cols) {
 				nd->col = lb_alloc(per * (size_t)m->B_train * sizeof(float));
@@ -338,6 +360,7 @@ int lb_model_build(const struct lb_config *cfg, int H, int W, int C, int n_class
 			      last->name, last->size, n_classes);
 		goto fail;
 	}
+	mark_inplace(m);
 	if (alloc_buffers(m)) {
 		rc = lb_error(LB_ERR_OOM, "out of memory allocating the model");
 		goto fail;
@@ -358,7 +381,8 @@ void lb_model_free(struct lb_model *m)
 	for (int i = 0; m->nodes && i < m->n_nodes; i++) {
 		struct lb_node *nd = &m->nodes[i];
 		if (!nd->alias) {
-			lb_free(nd->y);
+			if (!nd->inplace)
+				lb_free(nd->y);
 			lb_free(nd->dy);
 		}
 		lb_free(nd->col);
@@ -456,11 +480,17 @@ double lb_model_forward(struct lb_model *m, int B, const int32_t *labels, int tr
 		switch (nd->op) {
 		case LB_OP_CONV: {
 			struct lb_conv_shape s;
-			lb_conv_shape_init(&s, B, in->H, in->W, in->C, nd->C, nd->K, nd->stride,
-					   nd->pad);
-			float *col = (train && nd->col) ? nd->col : m->work;
-			lb_conv2d_forward(nd->y, col, in->y, pw(m, nd->w), pw(m, nd->b), &s);
-			nd->col_fresh = col == nd->col;
+			float *col = nd->col ? nd->col : m->work;
+			for (int b0 = 0; b0 < B; b0 += m->B_train) {
+				int Bc = B - b0 < m->B_train ? B - b0 : m->B_train;
+				lb_conv_shape_init(&s, Bc, in->H, in->W, in->C, nd->C, nd->K,
+						   nd->stride, nd->pad);
+				lb_conv2d_forward(nd->y + (size_t)b0 * nd->size, col,
+						  in->y + (size_t)b0 * in->size, pw(m, nd->w),
+						  pw(m, nd->b), &s);
+			}
+			/* backward may reuse col only after a single-chunk forward */
+			nd->col_fresh = col == nd->col && B <= m->B_train;
 			break;
 		}
 		case LB_OP_LINEAR:

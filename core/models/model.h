@@ -8,7 +8,9 @@
  *   (g) with the same offsets; BN running statistics in a third (buf).
  *   struct lb_param entries are views (offset, count) into them.
  * - Activations y and their gradients dy are (B_max, size) buffers sized at
- *   build; forward/backward allocate nothing.
+ *   build; forward/backward allocate nothing. A ReLU whose input feeds nothing
+ *   else works in place (its y is the input's y: backward only needs the
+ *   ReLU's output, and no other layer reads the overwritten input).
  * - Backward accumulates into g; lb_model_zero_grad is the only place it is
  *   cleared. Node gradients dy are cleared by lb_model_backward itself.
  * - The loss is the SUM over the batch of cross-entropies times `scale`
@@ -47,6 +49,7 @@ struct lb_node {
 	size_t size;          /* H*W*C */
 	float *y, *dy;        /* (B_max, size); flatten aliases its input's buffers */
 	int alias;            /* 1: y/dy are the input's buffers (flatten) */
+	int inplace;          /* 1: y is the input's y (ReLU/ReLU6 on a single-consumer input) */
 	int w, b;             /* parameter indices or -1 (bn: w = gamma, b = beta) */
 	int rmean, rvar;      /* bn: buffer indices */
 	int K, stride, pad, out, has_bias;
