@@ -67,6 +67,11 @@ static const cyaml_strval_t opt_strings[] = {
 	{"adam", LB_OPT_ADAM},
 };
 
+static const cyaml_strval_t parallel_strings[] = {
+	{"deterministic", LB_PARALLEL_DETERMINISTIC},
+	{"fast", LB_PARALLEL_FAST},
+};
+
 static const cyaml_strval_t sched_strings[] = {
 	{"constant", LB_SCHED_CONSTANT},
 	{"step", LB_SCHED_STEP},
@@ -144,6 +149,8 @@ static const cyaml_schema_field_t train_fields[] = {
 	CYAML_FIELD_UINT("log_every", OPT, struct lb_train_cfg, log_every),
 	CYAML_FIELD_UINT("checkpoint_every", OPT, struct lb_train_cfg, checkpoint_every),
 	CYAML_FIELD_UINT("max_steps", OPT, struct lb_train_cfg, max_steps),
+	CYAML_FIELD_ENUM("parallel", STRICT_ENUM, struct lb_train_cfg, parallel, parallel_strings,
+			 N_OF(parallel_strings)),
 	CYAML_FIELD_END
 };
 
@@ -238,6 +245,7 @@ static const char config_defaults[] =
 	"    log_every: 100\n"
 	"    checkpoint_every: 1\n"
 	"    max_steps: 0\n"
+	"    parallel: deterministic\n"
 	"  optimizer:\n"
 	"    kind: sgd\n"
 	"    lr: 0.02\n"

@@ -48,6 +48,10 @@ enum lb_opt_kind { LB_OPT_SGD, LB_OPT_ADAM };
 
 enum lb_sched_kind { LB_SCHED_CONSTANT, LB_SCHED_STEP, LB_SCHED_MULTISTEP, LB_SCHED_COSINE };
 
+/* Data-parallel reduction: deterministic (bit-identical for every supported
+ * rank count) or fast (MPI_Allreduce; reproducible for a fixed rank count). */
+enum lb_parallel_mode { LB_PARALLEL_DETERMINISTIC, LB_PARALLEL_FAST };
+
 /* One layer of a custom model (and the form the built-in models are built in).
  * The input of a layer is the previous layer unless `input` names another;
  * `add` sums its input with the layer named by `from`. */
@@ -97,6 +101,7 @@ struct lb_train_cfg {
 	unsigned log_every;    /* progress line every N steps (0 = per epoch only) */
 	unsigned checkpoint_every; /* epochs between checkpoints (1) */
 	unsigned max_steps;    /* stop after N steps in total (0 = no limit; for tests) */
+	enum lb_parallel_mode parallel; /* deterministic (default) | fast */
 };
 
 struct lb_param_group_cfg {

@@ -19,6 +19,7 @@
 #include <hdf5.h>
 
 #include "../analysis/runfile.h"
+#include "../mpi/comm.h"
 #include "data/dataset.h"
 #include "err.h"
 #include "gemm.h"
@@ -46,6 +47,16 @@ struct run {
 	int epoch0;      /* completed epochs at start (resume) */
 	long step;       /* global step */
 	int B_shard, steps_per_epoch;
+	/* data parallelism: this rank computes shards [first, first + count) */
+	MPI_Comm comm;   /* MPI_COMM_NULL: one process */
+	int rank, world, first, count;
+	int deterministic;
+	float **stack;   /* pairwise-sum partial gradients (deterministic, count > 1) */
+	int *stack_level;
+	float *tmp;      /* receive buffer of the rank tree */
+	double *shard_stats; /* (S, 2): loss and hits of every shard of the step */
+	float *bn_stats; /* (S, bn_stats_floats) */
+	double comm_seconds; /* time in gradient exchange this epoch */
 };
 
 /* ---- data ---- */
@@ -390,23 +401,38 @@ static int open_runfile(struct run *r, const struct lb_train_opts *opts, int wor
 
 /* ---- epochs ---- */
 
-static void evaluate(struct run *r, const struct lb_dataset *ds, double *loss, double *acc)
+/* Loss and accuracy over ds. Chunks of B_max samples are spread over the
+ * ranks (chunk c on rank c mod K); per-chunk sums are combined in chunk order,
+ * so the result does not depend on the rank count. */
+static int evaluate(struct run *r, const struct lb_dataset *ds, double *loss, double *acc)
 {
 	struct lb_model *m = r->model;
-	double sum = 0;
-	long hits = 0;
-	int32_t *idx = r->perm; /* reuse as an identity index buffer */
-	for (int32_t start = 0; start < ds->n; start += m->B_max) {
+	int n_chunks = (ds->n + m->B_max - 1) / m->B_max;
+	double *st = calloc((size_t)2 * (n_chunks ? n_chunks : 1), sizeof *st);
+	int32_t *idx = r->perm; /* reuse as an index buffer */
+	if (!st)
+		return lb_error(LB_ERR_OOM, "out of memory");
+	for (int c = r->rank; c < n_chunks; c += r->world) {
+		int start = c * m->B_max;
 		int B = ds->n - start < m->B_max ? ds->n - start : m->B_max;
 		int correct = 0;
 		for (int i = 0; i < B; i++)
 			idx[i] = start + i;
 		lb_data_batch(r->x, r->labels, ds, idx, B, &r->norm, NULL, 0, 0);
-		sum += lb_model_forward(m, B, r->labels, 0, 0, 0, &correct);
-		hits += correct;
+		st[2 * c] = lb_model_forward(m, B, r->labels, 0, 0, 0, &correct);
+		st[2 * c + 1] = correct;
 	}
+	if (r->comm != MPI_COMM_NULL && r->world > 1)
+		MPI_Allreduce(MPI_IN_PLACE, st, 2 * n_chunks, MPI_DOUBLE, MPI_SUM, r->comm);
+	double sum = 0, hits = 0;
+	for (int c = 0; c < n_chunks; c++) {
+		sum += st[2 * c];
+		hits += st[2 * c + 1];
+	}
+	free(st);
 	*loss = ds->n ? sum / ds->n : NAN;
-	*acc = ds->n ? (double)hits / ds->n : NAN;
+	*acc = ds->n ? hits / ds->n : NAN;
+	return LB_OK;
 }
 
 static void fmt_eta(char *buf, size_t n, double s)
@@ -419,15 +445,86 @@ static void fmt_eta(char *buf, size_t n, double s)
 		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
 }
 
+/* Fold the gradient in m->g of local shard j into the pairwise stack; after
+ * the last local shard m->g holds the sum over this rank's shards in the
+ * fixed binary-tree order ((g0 + g1) + (g2 + g3)) + ... */
+static void pairwise_push(struct run *r, int j, int *top)
+{
+	struct lb_model *m = r->model;
+	size_t n = m->n_weights;
+	int level = 0;
+	while (*top > 0 && r->stack_level[*top - 1] == level) {
+		const float *left = r->stack[*top - 1];
+		float *g = m->g;
+		for (size_t i = 0; i < n; i++)
+			g[i] = left[i] + g[i];
+		(*top)--;
+		level++;
+	}
+	if (j + 1 < r->count || *top > 0) {
+		memcpy(r->stack[*top], m->g, n * sizeof(float));
+		r->stack_level[(*top)++] = level;
+	}
+}
+
+/* One optimizer step: this rank's shards, then the exchange. */
+static int train_step(struct run *r, int epoch, int s, double *loss, double *hits)
+{
+	const struct lb_config *cfg = r->cfg;
+	struct lb_model *m = r->model;
+	int B = (int)cfg->train.batch, S = (int)cfg->train.shards, Bs = r->B_shard, top = 0, rc;
+	lb_model_zero_grad(m);
+	for (int j = 0; j < r->count; j++) {
+		int sh = r->first + j;
+		const int32_t *idx = r->perm + (size_t)s * B + (size_t)sh * Bs;
+		int correct = 0;
+		if (r->deterministic && j > 0)
+			lb_model_zero_grad(m);
+		m->bn_stats = r->bn_stats + (size_t)sh * m->bn_stats_floats;
+		lb_data_batch(r->x, r->labels, &r->train, idx, Bs, &r->norm, &r->aug, cfg->seed,
+			      (uint32_t)epoch);
+		double l = lb_model_forward(m, Bs, r->labels, 1, (uint32_t)r->step,
+					    (uint64_t)s * B + (uint64_t)sh * Bs, &correct);
+		lb_model_backward(m, Bs, r->labels, 1.0f / (float)B);
+		r->shard_stats[2 * sh] = l;
+		r->shard_stats[2 * sh + 1] = correct;
+		if (r->deterministic && r->count > 1)
+			pairwise_push(r, j, &top);
+	}
+	m->bn_stats = NULL;
+	if (r->world > 1) {
+		double t0 = lb_now();
+		rc = r->deterministic ? lb_comm_tree_sum(r->comm, m->g, r->tmp, m->n_weights)
+				      : lb_comm_allreduce_sum(r->comm, m->g, m->n_weights);
+		if (rc)
+			return rc;
+		/* every rank gets every shard's loss and BN statistics, in shard order */
+		MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r->shard_stats, 2 * r->count,
+			      MPI_DOUBLE, r->comm);
+		if (m->bn_stats_floats)
+			MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r->bn_stats,
+				      (int)(r->count * m->bn_stats_floats), MPI_FLOAT, r->comm);
+		r->comm_seconds += lb_now() - t0;
+	}
+	if (m->bn_stats_floats)
+		lb_model_apply_bn_stats(m, r->bn_stats, S);
+	for (int sh = 0; sh < S; sh++) {
+		*loss += r->shard_stats[2 * sh];
+		*hits += r->shard_stats[2 * sh + 1];
+	}
+	return LB_OK;
+}
+
 static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opts, double *loss,
 		       double *acc, double *seconds, float *lr_out)
 {
 	const struct lb_config *cfg = r->cfg;
 	struct lb_model *m = r->model;
-	int B = (int)cfg->train.batch, S = (int)cfg->train.shards, Bs = r->B_shard;
-	double sum = 0, t0 = lb_now(), t_log = t0;
-	long hits = 0, seen = 0;
+	int B = (int)cfg->train.batch, rc;
+	double sum = 0, hits = 0, t0 = lb_now();
+	long seen = 0;
 	float lr = 0;
+	r->comm_seconds = 0;
 	lb_rng_permutation(r->perm, r->train.n, cfg->seed, LB_RNG_ORDER, (uint32_t)epoch);
 	for (int s = 0; s < r->steps_per_epoch; s++) {
 		if (opts->crash_at_step && r->step + 1 == opts->crash_at_step) {
@@ -436,18 +533,9 @@ static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opt
 			fflush(NULL);
 			_exit(9);
 		}
-		lb_model_zero_grad(m);
-		for (int sh = 0; sh < S; sh++) {
-			const int32_t *idx = r->perm + (size_t)s * B + (size_t)sh * Bs;
-			int correct = 0;
-			lb_data_batch(r->x, r->labels, &r->train, idx, Bs, &r->norm, &r->aug,
-				      cfg->seed, (uint32_t)epoch);
-			double l = lb_model_forward(m, Bs, r->labels, 1, (uint32_t)r->step,
-						    (uint64_t)s * B + (uint64_t)sh * Bs, &correct);
-			lb_model_backward(m, Bs, r->labels, 1.0f / (float)B);
-			sum += l;
-			hits += correct;
-		}
+		rc = train_step(r, epoch, s, &sum, &hits);
+		if (rc)
+			return rc;
 		seen += B;
 		if (!isfinite(sum))
 			return lb_error(LB_ERR_NUMERIC,
@@ -459,7 +547,7 @@ static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opt
 		lb_optim_step(r->opt, m->w, m->g, lr);
 		r->step++;
 		if (!opts->quiet && cfg->train.log_every && (s + 1) % cfg->train.log_every == 0) {
-			double now = lb_now(), rate = seen / (now - t0);
+			double rate = seen / (lb_now() - t0);
 			char eta[32];
 			double left = (double)(r->steps_per_epoch - s - 1) * B / rate +
 				      (double)(cfg->train.epochs - epoch - 1) * r->steps_per_epoch * B / rate;
@@ -468,15 +556,13 @@ static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opt
 			       "epoch %d/%u  step %d/%d  loss %.4f  acc %.2f%%  %.0f samples/s  ETA %s",
 			       epoch + 1, cfg->train.epochs, s + 1, r->steps_per_epoch, sum / seen,
 			       100.0 * hits / seen, rate, eta);
-			t_log = now;
 		}
 		if (cfg->train.max_steps && r->step >= (long)cfg->train.max_steps)
 			break;
 	}
-	(void)t_log;
 	*seconds = lb_now() - t0;
 	*loss = seen ? sum / seen : NAN;
-	*acc = seen ? (double)hits / seen : NAN;
+	*acc = seen ? hits / seen : NAN;
 	*lr_out = lr;
 	return LB_OK;
 }
@@ -491,53 +577,187 @@ static void release_run(struct run *r)
 	lb_runfile_free(r->rf);
 	free(r->labels);
 	free(r->perm);
+	if (r->stack)
+		for (int i = 0; r->stack[i]; i++)
+			lb_free(r->stack[i]);
+	free(r->stack);
+	free(r->stack_level);
+	lb_free(r->tmp);
+	free(r->shard_stats);
+	lb_free(r->bn_stats);
+}
+
+static int is_pow2(unsigned v)
+{
+	return v && !(v & (v - 1));
+}
+
+/* Which rank counts can share train.shards shards: in deterministic mode K
+ * must be a power of two dividing S with S/K a power of two (so every rank's
+ * shards form one subtree of the fixed binary summation tree); in fast mode
+ * any K dividing S. */
+static int check_ranks(const struct lb_config *cfg, int K)
+{
+	unsigned S = cfg->train.shards;
+	int det = cfg->train.parallel == LB_PARALLEL_DETERMINISTIC;
+	int good = det ? (K == 1 || (is_pow2((unsigned)K) && S % (unsigned)K == 0 &&
+				      is_pow2(S / (unsigned)K)))
+		       : S % (unsigned)K == 0;
+	if (good)
+		return LB_OK;
+	char list[256];
+	size_t len = 0;
+	list[0] = '\0';
+	for (unsigned k = 1; k <= S && len + 16 < sizeof list; k++) {
+		int ok = det ? (k == 1 || (is_pow2(k) && S % k == 0 && is_pow2(S / k))) : S % k == 0;
+		if (ok)
+			len += (size_t)snprintf(list + len, sizeof list - len, "%s%u", len ? ", " : "", k);
+	}
+	return lb_error(LB_ERR_CONFIG,
+			"train.shards: %u shards cannot be spread over %d ranks in %s mode (rank "
+			"counts allowed with %u shards: %s; raise train.shards, e.g. "
+			"--set train.shards=%d, keeping train.batch divisible by it)",
+			S, K, det ? "deterministic" : "fast", S, list, K);
+}
+
+/* Rank 0 opens (or creates) the run file; everyone learns the outcome and,
+ * on resume, the checkpoint. Returns 1 when the run is already complete. */
+static int open_shared(struct run *r, const struct lb_train_opts *opts)
+{
+	int64_t st[4] = {0, 0, 0, 0};
+	int rc = LB_OK;
+	if (r->rank == 0) {
+		rc = open_runfile(r, opts, r->world);
+		st[0] = rc == 1;
+		st[1] = r->epoch0;
+		st[2] = r->step;
+		st[3] = r->opt->t;
+		if (rc == 1)
+			rc = LB_OK;
+	}
+	rc = lb_comm_agree(r->comm, rc);
+	if (rc || r->comm == MPI_COMM_NULL || r->world == 1)
+		return rc ? rc : (int)st[0];
+	MPI_Bcast(st, 4, MPI_INT64_T, 0, r->comm);
+	MPI_Bcast(r->path, (int)sizeof r->path, MPI_CHAR, 0, r->comm);
+	if (st[0])
+		return 1;
+	r->epoch0 = (int)st[1];
+	r->step = st[2];
+	r->opt->t = st[3];
+	if (r->step > 0) {
+		struct lb_model *m = r->model;
+		rc = lb_comm_bcast_floats(r->comm, m->w, m->n_weights, 0);
+		rc = rc ? rc : lb_comm_bcast_floats(r->comm, m->buf, m->n_buffer_floats, 0);
+		rc = rc ? rc : lb_comm_bcast_floats(r->comm, r->opt->m, r->opt->n, 0);
+		if (!rc && r->opt->v)
+			rc = lb_comm_bcast_floats(r->comm, r->opt->v, r->opt->n, 0);
+	}
+	return rc;
+}
+
+static int setup_parallel(struct run *r)
+{
+	const struct lb_config *cfg = r->cfg;
+	struct lb_model *m = r->model;
+	int S = (int)cfg->train.shards;
+	r->deterministic = cfg->train.parallel == LB_PARALLEL_DETERMINISTIC;
+	r->count = S / r->world;
+	r->first = r->rank * r->count;
+	r->shard_stats = calloc((size_t)2 * S, sizeof *r->shard_stats);
+	r->bn_stats = lb_alloc(((size_t)S * m->bn_stats_floats + 1) * sizeof(float));
+	if (!r->shard_stats || !r->bn_stats)
+		return lb_error(LB_ERR_OOM, "out of memory");
+	if (r->deterministic && r->count > 1) {
+		int depth = 1;
+		while ((1 << (depth - 1)) < r->count)
+			depth++;
+		r->stack = calloc((size_t)depth + 1, sizeof *r->stack);
+		r->stack_level = calloc((size_t)depth + 1, sizeof *r->stack_level);
+		if (!r->stack || !r->stack_level)
+			return lb_error(LB_ERR_OOM, "out of memory");
+		for (int i = 0; i < depth; i++)
+			if (!(r->stack[i] = lb_alloc(m->n_weights * sizeof(float))))
+				return lb_error(LB_ERR_OOM, "out of memory for the gradient tree");
+	}
+	if (r->world > 1 && r->deterministic &&
+	    !(r->tmp = lb_alloc(m->n_weights * sizeof(float))))
+		return lb_error(LB_ERR_OOM, "out of memory");
+	return LB_OK;
+}
+
+static void warn_oversubscription(struct run *r)
+{
+	MPI_Comm node;
+	int local = 1;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned threads = r->cfg->train.threads ? r->cfg->train.threads : 1;
+	if (r->comm == MPI_COMM_NULL)
+		return;
+	MPI_Comm_split_type(r->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+	MPI_Comm_size(node, &local);
+	MPI_Comm_free(&node);
+	if (cores > 0 && (long)local * threads > cores)
+		lb_log(LB_LOG_WARN,
+		       "%d ranks x %u BLAS threads on a node with %ld cores: oversubscribed "
+		       "(lower train.threads)",
+		       local, threads, cores);
 }
 
 int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, MPI_Comm comm,
 		 struct lb_train_result *res)
 {
 	struct run r;
-	int rc, world = 1, rank = 0;
+	int rc;
 	memset(&r, 0, sizeof r);
 	memset(res, 0, sizeof *res);
 	r.cfg = cfg;
+	r.comm = comm;
+	r.world = 1;
 	if (comm != MPI_COMM_NULL) {
-		MPI_Comm_size(comm, &world);
-		MPI_Comm_rank(comm, &rank);
+		MPI_Comm_size(comm, &r.world);
+		MPI_Comm_rank(comm, &r.rank);
 	}
-	if (world != 1)
-		return lb_error(LB_ERR_CONFIG,
-				"this trainer runs on one rank per run; got %d ranks in the communicator",
-				world);
+	rc = lb_comm_same_u64(comm, lb_config_hash(cfg), "configurations (config hash)");
+	if (rc)
+		return rc;
+	rc = check_ranks(cfg, r.world);
+	if (rc)
+		return rc;
 	lb_blas_set_threads(cfg->train.threads ? (int)cfg->train.threads : 1);
-	rc = load_data(&r);
+	if (r.world > 1)
+		warn_oversubscription(&r);
+	rc = lb_comm_agree(comm, load_data(&r));
 	if (rc)
 		goto out;
 	r.B_shard = (int)(cfg->train.batch / cfg->train.shards);
 	r.steps_per_epoch = r.train.n / (int)cfg->train.batch;
 	int B_eval = cfg->train.eval_batch ? (int)cfg->train.eval_batch : r.B_shard;
 	rc = lb_model_build(cfg, r.train.H, r.train.W, r.train.C, 10, r.B_shard, B_eval, &r.model);
-	if (rc)
-		goto out;
-	lb_model_init_params(r.model, cfg->model.init, lb_rng_derive(cfg->seed, 1));
-	r.model->seed = lb_rng_derive(cfg->seed, 2);
-	rc = lb_optim_new(&cfg->optimizer, r.model, &r.opt);
-	if (rc)
-		goto out;
-	int nperm = r.train.n > r.model->B_max ? r.train.n : r.model->B_max;
-	r.perm = malloc((size_t)nperm * sizeof *r.perm);
-	r.labels = malloc((size_t)r.model->B_max * sizeof *r.labels);
-	if (!r.perm || !r.labels) {
-		rc = lb_error(LB_ERR_OOM, "out of memory");
-		goto out;
+	if (!rc) {
+		lb_model_init_params(r.model, cfg->model.init, lb_rng_derive(cfg->seed, 1));
+		r.model->seed = lb_rng_derive(cfg->seed, 2);
+		rc = lb_optim_new(&cfg->optimizer, r.model, &r.opt);
 	}
+	if (!rc) {
+		int nperm = r.train.n > r.model->B_max ? r.train.n : r.model->B_max;
+		r.perm = malloc((size_t)nperm * sizeof *r.perm);
+		r.labels = malloc((size_t)r.model->B_max * sizeof *r.labels);
+		if (!r.perm || !r.labels)
+			rc = lb_error(LB_ERR_OOM, "out of memory");
+	}
+	if (!rc)
+		rc = setup_parallel(&r);
+	rc = lb_comm_agree(comm, rc);
+	if (rc)
+		goto out;
 	r.x = lb_model_input(r.model);
-	rc = open_runfile(&r, opts, world);
+	rc = open_shared(&r, opts);
 	if (rc == 1) {
 		snprintf(res->path, sizeof res->path, "%s", r.path);
 		res->already_done = 1;
 		double v;
-		if (!lb_runfile_get_attr_f64(r.rf, "", "final_test_acc", &v))
+		if (r.rf && !lb_runfile_get_attr_f64(r.rf, "", "final_test_acc", &v))
 			res->test_acc = v;
 		rc = LB_OK;
 		goto out;
@@ -547,75 +767,75 @@ int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, 
 	snprintf(res->path, sizeof res->path, "%s", r.path);
 	if (!opts->quiet)
 		lb_model_log_summary(r.model);
-	lb_log(LB_LOG_INFO, "training %s on %d samples (%d test%s), %d steps/epoch, run file %s",
+	lb_log(LB_LOG_INFO,
+	       "training %s on %d samples (%d test%s), %d steps/epoch, %d rank%s (%s), run file %s",
 	       lb_arch_name(cfg->model.arch), r.train.n, r.test.n,
-	       r.val.n ? ", validation split" : "", r.steps_per_epoch, r.path);
+	       r.val.n ? ", validation split" : "", r.steps_per_epoch, r.world,
+	       r.world > 1 ? "s" : "", r.deterministic ? "deterministic" : "fast", r.path);
 	double test_loss = NAN, test_acc = NAN;
 	for (int e = r.epoch0; e < (int)cfg->train.epochs; e++) {
 		double tl, ta, sec, vl = NAN, va = NAN;
 		float lr = 0;
 		rc = train_epoch(&r, e, opts, &tl, &ta, &sec, &lr);
-		if (rc == LB_ERR_NUMERIC) {
+		if (rc == LB_ERR_NUMERIC && r.rank == 0) {
 			lb_runfile_set_attr_str(r.rf, "", "status", "diverged");
 			lb_runfile_set_attr_str(r.rf, "", "error", lb_error_message());
 			lb_runfile_write(r.rf, r.path);
-			goto out;
 		}
 		if (rc)
 			goto out;
 		double te0 = lb_now();
-		evaluate(&r, &r.test, &test_loss, &test_acc);
-		if (r.val.n)
-			evaluate(&r, &r.val, &vl, &va);
-		double eval_s = lb_now() - te0;
-		double row = e + 1;
-		double steps_done = (double)r.steps_per_epoch * cfg->train.batch;
-		rc = lb_runfile_append(r.rf, "metrics/epoch", &row, 1);
-		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/train_loss", &tl, 1);
-		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/train_acc", &ta, 1);
-		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/test_loss", &test_loss, 1);
-		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/test_acc", &test_acc, 1);
-		if (r.val.n) {
-			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/val_loss", &vl, 1);
-			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/val_acc", &va, 1);
-		}
-		double lrd = lr, rate = steps_done / sec;
-		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/lr", &lrd, 1);
-		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/epoch_time_s", &sec, 1);
-		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/eval_time_s", &eval_s, 1);
-		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/train_samples_per_s", &rate, 1);
-		rc = rc ? rc : lb_runfile_append(r.rf, "metrics/step", &(double){(double)r.step}, 1);
+		rc = evaluate(&r, &r.test, &test_loss, &test_acc);
+		if (!rc && r.val.n)
+			rc = evaluate(&r, &r.val, &vl, &va);
 		if (rc)
 			goto out;
+		double eval_s = lb_now() - te0;
+		double row = e + 1, steps_done = (double)r.steps_per_epoch * cfg->train.batch;
+		double lrd = lr, rate = steps_done / sec, comm_s = r.comm_seconds;
+		int last = e + 1 == (int)cfg->train.epochs ||
+			   (cfg->train.max_steps && r.step >= (long)cfg->train.max_steps);
 		lb_log(LB_LOG_INFO,
-		       "epoch %d/%u: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%%%s | %.0f "
+		       "epoch %d/%u: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.0f "
 		       "samples/s, %.1f s",
-		       e + 1, cfg->train.epochs, tl, 100 * ta, test_loss, 100 * test_acc,
-		       r.val.n ? " (val acc below)" : "", rate, sec);
+		       e + 1, cfg->train.epochs, tl, 100 * ta, test_loss, 100 * test_acc, rate, sec);
 		if (r.val.n)
 			lb_log(LB_LOG_INFO, "epoch %d/%u: validation loss %.4f acc %.2f%%", e + 1,
 			       cfg->train.epochs, vl, 100 * va);
-		int last = e + 1 == (int)cfg->train.epochs ||
-			   (cfg->train.max_steps && r.step >= (long)cfg->train.max_steps);
-		if (last) {
-			char now[64];
-			iso_now(now, sizeof now);
-			rc = put_tensors(&r, "final/weights", r.model->w, r.model->params,
-					 r.model->n_params);
-			rc = rc ? rc : put_tensors(&r, "final/buffers", r.model->buf,
-						   r.model->buffers, r.model->n_buffers);
-			rc = rc ? rc : lb_runfile_set_attr_f64(r.rf, "", "final_test_acc", test_acc);
-			rc = rc ? rc : lb_runfile_set_attr_f64(r.rf, "", "final_test_loss", test_loss);
-			rc = rc ? rc : lb_runfile_set_attr_str(r.rf, "", "status", "done");
-			rc = rc ? rc : lb_runfile_set_attr_str(r.rf, "", "finished_at", now);
-			if (rc)
-				goto out;
+		if (r.rank == 0) {
+			rc = lb_runfile_append(r.rf, "metrics/epoch", &row, 1);
+			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/train_loss", &tl, 1);
+			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/train_acc", &ta, 1);
+			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/test_loss", &test_loss, 1);
+			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/test_acc", &test_acc, 1);
+			if (r.val.n) {
+				rc = rc ? rc : lb_runfile_append(r.rf, "metrics/val_loss", &vl, 1);
+				rc = rc ? rc : lb_runfile_append(r.rf, "metrics/val_acc", &va, 1);
+			}
+			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/lr", &lrd, 1);
+			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/epoch_time_s", &sec, 1);
+			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/eval_time_s", &eval_s, 1);
+			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/train_samples_per_s", &rate, 1);
+			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/comm_time_s", &comm_s, 1);
+			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/step", &(double){(double)r.step}, 1);
+			if (!rc && last) {
+				char now[64];
+				iso_now(now, sizeof now);
+				rc = put_tensors(&r, "final/weights", r.model->w, r.model->params,
+						 r.model->n_params);
+				rc = rc ? rc : put_tensors(&r, "final/buffers", r.model->buf,
+							   r.model->buffers, r.model->n_buffers);
+				rc = rc ? rc : lb_runfile_set_attr_f64(r.rf, "", "final_test_acc", test_acc);
+				rc = rc ? rc : lb_runfile_set_attr_f64(r.rf, "", "final_test_loss", test_loss);
+				rc = rc ? rc : lb_runfile_set_attr_str(r.rf, "", "status", "done");
+				rc = rc ? rc : lb_runfile_set_attr_str(r.rf, "", "finished_at", now);
+			}
+			if (!rc && (last || (e + 1) % (int)cfg->train.checkpoint_every == 0))
+				rc = checkpoint(&r, e + 1);
 		}
-		if (last || (e + 1) % (int)cfg->train.checkpoint_every == 0) {
-			rc = checkpoint(&r, e + 1);
-			if (rc)
-				goto out;
-		}
+		rc = lb_comm_agree(comm, rc);
+		if (rc)
+			goto out;
 		res->epochs_done = e + 1;
 		if (last)
 			break;

@@ -136,12 +136,16 @@ int lb_cmd_train(int argc, char **argv)
 		status = rc == LB_ERR_SIGNAL ? LB_EXIT_TEMPFAIL : LB_EXIT_ERROR;
 		goto out;
 	}
-	if (res.already_done)
-		lb_log(LB_LOG_WARN, "'%s' is already complete; nothing to do", res.path);
-	else
-		fprintf(stderr, "lowbit: done: test accuracy %.2f%%; run file %s\n",
-			100.0 * res.test_acc, res.path);
-	printf("%s\n", res.path);
+	int rank = 0;
+	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+	if (rank == 0) {
+		if (res.already_done)
+			lb_log(LB_LOG_WARN, "'%s' is already complete; nothing to do", res.path);
+		else
+			fprintf(stderr, "lowbit: done: test accuracy %.2f%%; run file %s\n",
+				100.0 * res.test_acc, res.path);
+		printf("%s\n", res.path);
+	}
 	status = LB_EXIT_OK;
 out:
 	lb_config_free(cfg);

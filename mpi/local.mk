@@ -1,3 +1,4 @@
-# mpi/: the lowbit program (thin main + commands)
+# mpi/: MPI helpers (in the library) and the lowbit program (thin main + commands)
+liblowbit_a_SOURCES += mpi/comm.h mpi/comm.c
 bin_PROGRAMS += lowbit
 lowbit_SOURCES = mpi/lowbit.c mpi/cli.h mpi/cmd_train.c

@@ -10,3 +10,5 @@ TESTS += tests/cli/bad-input.sh
 EXTRA_DIST += tests/lsan.supp
 check_PROGRAMS += tests/unit/test_train
 TESTS += tests/unit/test_train
+TESTS += tests/cli/mpi-dp.sh
+EXTRA_DIST += tests/configs

@@ -128,6 +128,8 @@ static int infer_node(struct lb_model *m, int i, const struct lb_layer_spec *ls,
 		nd->b = add_param(m, i, "beta", LB_PARAM_BN, 1, dims, 0, 0, 0);
 		nd->rmean = add_param(m, i, "running_mean", 0, 1, dims, 0, 0, 1);
 		nd->rvar = add_param(m, i, "running_var", 0, 1, dims, 0, 0, 1);
+		nd->bn_off = m->bn_stats_floats;
+		m->bn_stats_floats += 2 * (size_t)in->C;
 		break;
 	}
 	case LB_OP_ADD: {
@@ -520,7 +522,19 @@ double lb_model_forward(struct lb_model *m, int B, const int32_t *labels, int tr
 			float *beta = m->w + m->params[nd->b].offset;
 			float *rm = m->buf + m->buffers[nd->rmean].offset;
 			float *rv = m->buf + m->buffers[nd->rvar].offset;
-			if (train)
+			if (train && m->bn_stats) {
+				/* ghost batch norm: this shard's statistics, applied later */
+				float *st = m->bn_stats + nd->bn_off;
+				lb_batchnorm_forward_train(nd->y, nd->mean, nd->rstd, in->y, gamma, beta,
+							   NULL, NULL, m->bn_momentum, m->bn_eps, N,
+							   in->C);
+				double corr = N > 1 ? (double)N / (double)(N - 1) : 1.0;
+				for (int c = 0; c < in->C; c++) {
+					double r = nd->rstd[c];
+					st[c] = nd->mean[c];
+					st[in->C + c] = (float)((1.0 / (r * r) - m->bn_eps) * corr);
+				}
+			} else if (train)
 				lb_batchnorm_forward_train(nd->y, nd->mean, nd->rstd, in->y, gamma, beta,
 							   rm, rv, m->bn_momentum, m->bn_eps, N,
 							   in->C);
@@ -619,6 +633,26 @@ void lb_model_backward(struct lb_model *m, int B, const int32_t *labels, float s
 			break;
 		default:
 			break;
+		}
+	}
+}
+
+void lb_model_apply_bn_stats(struct lb_model *m, const float *stats, int n_shards)
+{
+	const float mom = m->bn_momentum;
+	for (int s = 0; s < n_shards; s++) {
+		const float *st = stats + (size_t)s * m->bn_stats_floats;
+		for (int i = 1; i < m->n_nodes; i++) {
+			const struct lb_node *nd = &m->nodes[i];
+			if (nd->op != LB_OP_BN)
+				continue;
+			int C = nd->C;
+			float *rm = m->buf + m->buffers[nd->rmean].offset;
+			float *rv = m->buf + m->buffers[nd->rvar].offset;
+			for (int c = 0; c < C; c++) {
+				rm[c] = (1.0f - mom) * rm[c] + mom * st[nd->bn_off + c];
+				rv[c] = (1.0f - mom) * rv[c] + mom * st[nd->bn_off + C + c];
+			}
 		}
 	}
 }

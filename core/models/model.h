@@ -61,6 +61,7 @@ struct lb_node {
 	float *mean, *rstd;   /* bn caches */
 	uint8_t *mask;        /* dropout */
 	int64_t macs;         /* multiply-accumulates per sample (conv, linear) */
+	size_t bn_off;        /* bn: offset of this layer's (mean, var) in the shard statistics */
 };
 
 struct lb_model {
@@ -81,6 +82,11 @@ struct lb_model {
 	size_t work_floats;
 	float bn_momentum, bn_eps;
 	uint64_t seed;        /* for dropout masks */
+	size_t bn_stats_floats; /* floats of batch-norm statistics per shard (2 C per BN layer) */
+	float *bn_stats;      /* when set, training forwards write each BN layer's batch mean
+			       * and unbiased variance here instead of updating the running
+			       * statistics; lb_model_apply_bn_stats applies them later in a
+			       * fixed shard order (data parallelism, ghost batch norm) */
 };
 
 /* Build the model described by cfg->model for inputs (H, W, C) and n_classes
@@ -109,6 +115,11 @@ double lb_model_forward(struct lb_model *m, int B, const int32_t *labels, int tr
 			uint32_t step, uint64_t first_sample, int *correct);
 /* Backward of the last training forward: g += scale * d(sum loss)/dw. */
 void lb_model_backward(struct lb_model *m, int B, const int32_t *labels, float scale);
+
+/* Update the running statistics from n_shards consecutive blocks of
+ * bn_stats_floats (as written by training forwards with m->bn_stats set), in
+ * block order: running = (1 - momentum) running + momentum batch. */
+void lb_model_apply_bn_stats(struct lb_model *m, const float *stats, int n_shards);
 
 /* Index of the parameter called name, or -1. */
 int lb_model_find_param(const struct lb_model *m, const char *name);
