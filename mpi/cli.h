@@ -11,6 +11,8 @@
 #define LB_EXIT_TEMPFAIL 75
 
 int lb_cmd_train(int argc, char **argv);
+int lb_cmd_validate(int argc, char **argv);
+int lb_cmd_plan(int argc, char **argv);
 
 /* Print "lowbit: error: <msg>" (rank 0 only unless every_rank). */
 void lb_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -30,6 +30,8 @@ static const char usage[] =
 	"\n"
 	"commands:\n"
 	"  train CONFIG.yaml   train one model (data-parallel under mpirun)\n"
+	"  validate SPEC.yaml  check a sweep spec: every error with file:line:column\n"
+	"  plan SPEC.yaml      expand a sweep spec and list its trials\n"
 	"  version             print versions\n"
 	"  help                this text\n"
 	"\n"
@@ -57,8 +59,14 @@ int main(int argc, char **argv)
 	lb_log_set_rank(world > 1 ? world_rank : -1, world);
 	if (!strcmp(argv[1], "train")) {
 		status = lb_cmd_train(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "validate")) {
+		status = lb_cmd_validate(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "plan")) {
+		status = lb_cmd_plan(argc - 1, argv + 1);
 	} else {
-		lb_cli_error("'%s' is not a lowbit command (commands: train, version, help)", argv[1]);
+		lb_cli_error("'%s' is not a lowbit command (commands: train, validate, plan, "
+			     "version, help)",
+			     argv[1]);
 		status = LB_EXIT_USAGE;
 	}
 	MPI_Finalize();

@@ -1,0 +1,4 @@
+/* stub */
+#ifndef LB_QUANT_H
+#define LB_QUANT_H
+#endif

@@ -1,0 +1,4 @@
+/* stub */
+#ifndef LB_RQ_H
+#define LB_RQ_H
+#endif

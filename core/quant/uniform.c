@@ -1,0 +1,2 @@
+/* stub: being written */
+typedef int lb_stub_uniform_t;

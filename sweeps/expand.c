@@ -1,0 +1,2 @@
+/* stub: being written */
+typedef int lb_stub_expand_t;

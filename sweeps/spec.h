@@ -1,0 +1,4 @@
+/* stub */
+#ifndef LB_SPEC_H
+#define LB_SPEC_H
+#endif
