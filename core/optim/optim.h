@@ -22,6 +22,8 @@ struct lb_optimizer {
 	float *lr_scale;      /* per float: group lr multiplier (NULL = all 1) */
 	float *wd;            /* per float: weight decay */
 	int64_t t;            /* steps taken (Adam bias correction) */
+	int uniform;          /* every float has lr_scale 1 and the same weight decay */
+	float wd_all;         /* that weight decay */
 };
 
 /* Build for model m; groups are resolved by glob on parameter names (first

@@ -242,13 +242,14 @@ static void test_optim(void)
 		ok(0, "optim: build");
 		return;
 	}
-	for (int kind = 0; kind < 3; kind++) {
+	for (int kg = 0; kg < 6; kg++) {
+		int kind = kg % 3, use_groups = kg < 3;
 		struct lb_optimizer *a = NULL, *b = NULL;
 		cfg.optimizer.kind = kind == 2 ? LB_OPT_ADAM : LB_OPT_SGD;
 		cfg.optimizer.nesterov = kind == 1;
 		cfg.optimizer.weight_decay = 1e-3f;
 		cfg.optimizer.groups = groups;
-		cfg.optimizer.n_groups = 1;
+		cfg.optimizer.n_groups = use_groups;
 		lb_optim_new(&cfg.optimizer, m, &a);
 		lb_optim_new(&cfg.optimizer, m, &b);
 		float *w1 = malloc(m->n_weights * sizeof *w1), *w2 = malloc(m->n_weights * sizeof *w2);
@@ -262,8 +263,9 @@ static void test_optim(void)
 			lb_optim_step_ref(b, w2, g, 0.01f);
 		}
 		ok(memcmp(w1, w2, m->n_weights * sizeof *w1) == 0,
-		   "optimizer %s: fast path equals the reference bit for bit",
-		   kind == 0 ? "sgd" : kind == 1 ? "sgd-nesterov" : "adam");
+		   "optimizer %s%s: fast path equals the reference bit for bit",
+		   kind == 0 ? "sgd" : kind == 1 ? "sgd-nesterov" : "adam",
+		   use_groups ? " with parameter groups" : "");
 		free(w1);
 		free(w2);
 		free(g);
