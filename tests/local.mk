@@ -12,3 +12,4 @@ check_PROGRAMS += tests/unit/test_train
 TESTS += tests/unit/test_train
 TESTS += tests/cli/mpi-dp.sh
 EXTRA_DIST += tests/configs
+EXTRA_DIST += tests/cli/train-resume.sh tests/cli/bad-input.sh tests/cli/mpi-dp.sh tests/README.md
