@@ -13,3 +13,6 @@ TESTS += tests/unit/test_train
 TESTS += tests/cli/mpi-dp.sh
 EXTRA_DIST += tests/configs
 EXTRA_DIST += tests/cli/train-resume.sh tests/cli/bad-input.sh tests/cli/mpi-dp.sh tests/README.md
+check_PROGRAMS += tests/mpi/test_coordinator
+TESTS += tests/cli/mpi-coordinator.sh
+EXTRA_DIST += tests/cli/mpi-coordinator.sh
