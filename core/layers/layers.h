@@ -81,6 +81,11 @@ void lb_gap_backward(float *dx, const float *dy, int B, int HW, int C);
  * relu6: y = min(max(x, 0), 6); dx += dy [0 < y < 6]   (backward reads y) */
 void lb_relu_forward(float *y, const float *x, size_t n);
 void lb_relu_backward(float *dx, const float *dy, const float *y, size_t n);
+/* In-place backward for a ReLU that shares its gradient buffer with its input
+ * (the input has no other reader): g = g [y > 0], i.e. dx = dy [y > 0] when
+ * dx and dy are one buffer that held only dy. */
+void lb_relu_backward_inplace(float *g, const float *y, size_t n);
+void lb_relu6_backward_inplace(float *g, const float *y, size_t n);
 void lb_relu6_forward(float *y, const float *x, size_t n);
 void lb_relu6_backward(float *dx, const float *dy, const float *y, size_t n);
 /* residual add: y = a + b; backward: da += dy, db += dy (either may be NULL) */

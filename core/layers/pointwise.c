@@ -39,6 +39,26 @@ void lb_relu_backward(float *dx, const float *dy, const float *y, size_t n)
 		dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+void lb_relu_backward_inplace(float *g, const float *y, size_t n)
+{
+	size_t i = 0;
+#ifdef __SSE2__
+	const __m128 z = _mm_setzero_ps();
+	for (; i + 4 <= n; i += 4) {
+		__m128 m = _mm_cmpgt_ps(_mm_loadu_ps(y + i), z);
+		_mm_storeu_ps(g + i, _mm_and_ps(m, _mm_loadu_ps(g + i)));
+	}
+#endif
+	for (; i < n; i++)
+		g[i] = y[i] > 0.0f ? g[i] : 0.0f;
+}
+
+void lb_relu6_backward_inplace(float *g, const float *y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		g[i] = (y[i] > 0.0f && y[i] < 6.0f) ? g[i] : 0.0f;
+}
+
 /* y = min(max(x, 0), 6); dx += dy [0 < y < 6] */
 void lb_relu6_forward(float *y, const float *x, size_t n)
 {

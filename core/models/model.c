@@ -210,7 +210,9 @@ static int alloc_buffers(struct lb_model *m)
 				    : lb_alloc((size_t)m->B_max * nd->size * sizeof(float));
 		if (!nd->y)
 			return -1;
-		if (i > 0) {
+		if (i > 0 && nd->inplace) {
+			nd->dy = m->nodes[nd->in].dy;
+		} else if (i > 0) {
 			nd->dy = lb_alloc((size_t)m->B_train * nd->size * sizeof(float));
 			if (!nd->dy)
 				return -1;
@@ -382,9 +384,8 @@ void lb_model_free(struct lb_model *m)
 		return;
 	for (int i = 0; m->nodes && i < m->n_nodes; i++) {
 		struct lb_node *nd = &m->nodes[i];
-		if (!nd->alias) {
-			if (!nd->inplace)
-				lb_free(nd->y);
+		if (!nd->alias && !nd->inplace) {
+			lb_free(nd->y);
 			lb_free(nd->dy);
 		}
 		lb_free(nd->col);
@@ -567,7 +568,7 @@ void lb_model_backward(struct lb_model *m, int B, const int32_t *labels, float s
 {
 	for (int i = 1; i < m->n_nodes; i++) {
 		struct lb_node *nd = &m->nodes[i];
-		if (!nd->alias)
+		if (!nd->alias && !nd->inplace)
 			memset(nd->dy, 0, (size_t)B * nd->size * sizeof(float));
 	}
 	struct lb_node *last = &m->nodes[m->n_nodes - 1];
@@ -607,11 +608,15 @@ void lb_model_backward(struct lb_model *m, int B, const int32_t *labels, float s
 				lb_gap_backward(dx, nd->dy, B, in->H * in->W, in->C);
 			break;
 		case LB_OP_RELU:
-			if (dx)
+			if (nd->inplace)
+				lb_relu_backward_inplace(nd->dy, nd->y, n);
+			else if (dx)
 				lb_relu_backward(dx, nd->dy, nd->y, n);
 			break;
 		case LB_OP_RELU6:
-			if (dx)
+			if (nd->inplace)
+				lb_relu6_backward_inplace(nd->dy, nd->y, n);
+			else if (dx)
 				lb_relu6_backward(dx, nd->dy, nd->y, n);
 			break;
 		case LB_OP_BN: {

@@ -49,7 +49,8 @@ struct lb_node {
 	size_t size;          /* H*W*C */
 	float *y, *dy;        /* (B_max, size); flatten aliases its input's buffers */
 	int alias;            /* 1: y/dy are the input's buffers (flatten) */
-	int inplace;          /* 1: y is the input's y (ReLU/ReLU6 on a single-consumer input) */
+	int inplace;          /* 1: y and dy are the input's buffers (ReLU/ReLU6 on a
+			       * single-consumer input; backward masks dy in place) */
 	int w, b;             /* parameter indices or -1 (bn: w = gamma, b = beta) */
 	int rmean, rvar;      /* bn: buffer indices */
 	int K, stride, pad, out, has_bias;
