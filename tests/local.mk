@@ -16,3 +16,5 @@ EXTRA_DIST += tests/cli/train-resume.sh tests/cli/bad-input.sh tests/cli/mpi-dp.
 check_PROGRAMS += tests/mpi/test_coordinator
 TESTS += tests/cli/mpi-coordinator.sh
 EXTRA_DIST += tests/cli/mpi-coordinator.sh
+TESTS += tests/cli/sweep-spec.sh
+EXTRA_DIST += tests/cli/sweep-spec.sh
