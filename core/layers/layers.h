@@ -68,12 +68,6 @@ void lb_maxpool_forward(float *y, int32_t *argmax, const float *x, int B, int H,
 void lb_maxpool_forward_ref(float *y, int32_t *argmax, const float *x, int B, int H, int W,
 			    int C, int K, int stride, int pad);
 void lb_maxpool_backward(float *dx, const float *dy, const int32_t *argmax, size_t n_out);
-/* Overwriting backward for pools whose windows tile the input exactly
- * (stride == K, no padding, K divides H and W): every dx element is written
- * (dy at the argmax, 0 elsewhere), so dx needs no clearing beforehand. Equal
- * to clearing dx and calling lb_maxpool_backward. */
-void lb_maxpool_backward_tiled(float *dx, const float *dy, const int32_t *argmax, int B, int H,
-			       int W, int C, int K);
 void lb_avgpool_forward(float *y, const float *x, int B, int H, int W, int C, int K, int stride,
 			int pad);
 void lb_avgpool_backward(float *dx, const float *dy, int B, int H, int W, int C, int K,

@@ -231,25 +231,3 @@ void lb_gap_backward(float *dx, const float *dy, int B, int HW, int C)
 				d[c] += g[c] * inv;
 		}
 }
-
-void lb_maxpool_backward_tiled(float *dx, const float *dy, const int32_t *argmax, int B, int H,
-			       int W, int C, int K)
-{
-	const int OH = H / K, OW = W / K;
-	for (int b = 0; b < B; b++)
-		for (int oh = 0; oh < OH; oh++)
-			for (int kh = 0; kh < K; kh++) {
-				const int h = oh * K + kh;
-				for (int ow = 0; ow < OW; ow++) {
-					const size_t o = (((size_t)b * OH + oh) * OW + ow) * (size_t)C;
-					for (int kw = 0; kw < K; kw++) {
-						const size_t i0 =
-							(((size_t)b * H + h) * W + (size_t)ow * K + kw) * (size_t)C;
-						for (int c = 0; c < C; c++)
-							dx[i0 + c] = argmax[o + c] == (int32_t)(i0 + c)
-									     ? dy[o + c]
-									     : 0.0f;
-					}
-				}
-			}
-}

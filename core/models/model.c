@@ -179,33 +179,6 @@ static void mark_inplace(struct lb_model *m)
 	}
 }
 
-static int readers_of(const struct lb_model *m, int node)
-{
-	int r = 0;
-	for (int j = 1; j < m->n_nodes; j++)
-		r += (m->nodes[j].in == node) + (m->nodes[j].in2 == node);
-	return r;
-}
-
-/* A max pool whose windows tile its input and which is the only writer of
- * the gradient buffer it feeds (directly, or through an in-place ReLU)
- * overwrites that buffer in backward, so it is not cleared first. */
-static void mark_overwrite(struct lb_model *m)
-{
-	for (int i = 1; i < m->n_nodes; i++) {
-		struct lb_node *p = &m->nodes[i];
-		const struct lb_node *q = &m->nodes[p->in];
-		if (p->op != LB_OP_MAXPOOL || p->stride != p->K || p->pad != 0 || q->H % p->K ||
-		    q->W % p->K || p->in == 0 || q->alias || readers_of(m, p->in) != 1)
-			continue;
-		int owner = q->inplace ? q->in : p->in;
-		if (owner == 0 || m->nodes[owner].alias || readers_of(m, owner) != 1)
-			continue;
-		p->overwrite = 1;
-		m->nodes[owner].skip_zero = 1;
-	}
-}
-
 static int alloc_buffers(struct lb_model *m)
 {
 	size_t col_total = 0;
@@ -392,7 +365,6 @@ int lb_model_build(const struct lb_config *cfg, int H, int W, int C, int n_class
 		goto fail;
 	}
 	mark_inplace(m);
-	mark_overwrite(m);
 	if (alloc_buffers(m)) {
 		rc = lb_error(LB_ERR_OOM, "out of memory allocating the model");
 		goto fail;
@@ -596,7 +568,7 @@ void lb_model_backward(struct lb_model *m, int B, const int32_t *labels, float s
 {
 	for (int i = 1; i < m->n_nodes; i++) {
 		struct lb_node *nd = &m->nodes[i];
-		if (!nd->alias && !nd->inplace && !nd->skip_zero)
+		if (!nd->alias && !nd->inplace)
 			memset(nd->dy, 0, (size_t)B * nd->size * sizeof(float));
 	}
 	struct lb_node *last = &m->nodes[m->n_nodes - 1];
@@ -623,10 +595,7 @@ void lb_model_backward(struct lb_model *m, int B, const int32_t *labels, float s
 					   pw(m, nd->w), B, (int)in->size, nd->C);
 			break;
 		case LB_OP_MAXPOOL:
-			if (dx && nd->overwrite)
-				lb_maxpool_backward_tiled(dx, nd->dy, nd->argmax, B, in->H, in->W, in->C,
-							  nd->K);
-			else if (dx)
+			if (dx)
 				lb_maxpool_backward(dx, nd->dy, nd->argmax, n);
 			break;
 		case LB_OP_AVGPOOL:

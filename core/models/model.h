@@ -58,8 +58,6 @@ struct lb_node {
 	int index;            /* this node's position (dropout stream id) */
 	float *col;           /* conv: cached im2col (B_train rows) or NULL = shared workspace */
 	int col_fresh;        /* col holds im2col of the last training forward */
-	int overwrite;        /* maxpool: backward writes all of dx (tiling windows, sole writer) */
-	int skip_zero;        /* dy is fully written by its only writer: no clearing */
 	int32_t *argmax;      /* maxpool */
 	float *mean, *rstd;   /* bn caches */
 	uint8_t *mask;        /* dropout */

@@ -302,34 +302,6 @@ static void test_optim(void)
 	lb_model_free(m);
 }
 
-static void test_pool_tiled(void)
-{
-	enum { B = 3, H = 6, W = 4, C = 5, K = 2 };
-	float x[B * H * W * C], y[B * H * W * C / 4], dy[B * H * W * C / 4];
-	float a[B * H * W * C], b[B * H * W * C];
-	int32_t am[B * H * W * C / 4];
-	for (int i = 0; i < B * H * W * C; i++) {
-		x[i] = lb_rng_normal(2, LB_RNG_TEST, 70, (uint64_t)i);
-		a[i] = 0.0f;
-		b[i] = 123.0f; /* garbage: the tiled backward must overwrite it */
-	}
-	for (int i = 0; i < B * H * W * C / 4; i++)
-		dy[i] = lb_rng_normal(2, LB_RNG_TEST, 71, (uint64_t)i);
-	lb_maxpool_forward(y, am, x, B, H, W, C, K, K, 0);
-	lb_maxpool_backward(a, dy, am, (size_t)B * H * W * C / 4);
-	lb_maxpool_backward_tiled(b, dy, am, B, H, W, C, K);
-	ok(memcmp(a, b, sizeof a) == 0, "max pool: tiled overwriting backward == clear + scatter");
-	float g1[64], g2[64], yy[64];
-	for (int i = 0; i < 64; i++) {
-		yy[i] = lb_rng_normal(2, LB_RNG_TEST, 72, (uint64_t)i);
-		g1[i] = g2[i] = lb_rng_normal(2, LB_RNG_TEST, 73, (uint64_t)i);
-	}
-	float acc[64] = {0};
-	lb_relu_backward(acc, g1, yy, 64);
-	lb_relu_backward_inplace(g2, yy, 64);
-	ok(memcmp(acc, g2, sizeof acc) == 0, "relu: in-place backward == accumulate into zero");
-}
-
 static void test_schedules(void)
 {
 	struct lb_schedule_cfg s = {0};
@@ -391,7 +363,6 @@ int main(void)
 	test_overfit();
 	test_build_errors();
 	test_optim();
-	test_pool_tiled();
 	test_schedules();
 	return done_testing();
 }
