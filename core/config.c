@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cyaml_util.h"
 #include "err.h"
 #include "util.h"
 
@@ -1108,43 +1109,6 @@ static int emit_tree(const struct node *root, struct buf *b)
 
 /* ---- libcyaml with a captured log ---- */
 
-struct cylog {
-	char text[4096];
-	size_t n;
-};
-
-static void cy_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
-{
-	struct cylog *l = ctx;
-	(void)level;
-	if (l && l->n < sizeof l->text - 1) {
-		int k = vsnprintf(l->text + l->n, sizeof l->text - l->n, fmt, args);
-		if (k > 0)
-			l->n += (size_t)k;
-		if (l->n >= sizeof l->text)
-			l->n = sizeof l->text - 1;
-	}
-}
-
-static void *cy_mem(void *ctx, void *ptr, size_t size)
-{
-	(void)ctx;
-	if (!size) {
-		free(ptr);
-		return NULL;
-	}
-	return realloc(ptr, size);
-}
-
-static void cy_config(cyaml_config_t *c, struct cylog *log)
-{
-	memset(c, 0, sizeof *c);
-	c->log_fn = log ? cy_log : NULL;
-	c->log_ctx = log;
-	c->mem_fn = cy_mem;
-	c->log_level = CYAML_LOG_ERROR;
-	c->flags = CYAML_CFG_STYLE_BLOCK;
-}
 
 /* Turn libcyaml's log ("Load: Invalid FLOAT value: abc" / "Load: Backtrace:"
  * / "  in mapping field 'lr' (line: 3, column: 7)" / "  in sequence entry
@@ -1154,7 +1118,7 @@ static int cyaml_message(const struct load *ld, cyaml_err_t err, const char *log
 	char problem[512] = "";
 	const char *parts[32];
 	size_t n_parts = 0;
-	char copy[sizeof ((struct cylog *)0)->text];
+	char copy[sizeof ((struct lb_cylog *)0)->text];
 	snprintf(copy, sizeof copy, "%s", log);
 	char *save = NULL;
 	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -1464,7 +1428,7 @@ int lb_config_load_string(const char *yaml, const char *origin, const char *cons
 {
 	struct load ld = {.origin = origin ? origin : "<config>"};
 	struct buf text = {0};
-	struct cylog log = {.n = 0};
+	struct lb_cylog log = {.n = 0};
 	cyaml_config_t cc;
 	struct lb_config *cfg = NULL;
 	int rc;
@@ -1509,7 +1473,7 @@ int lb_config_load_string(const char *yaml, const char *origin, const char *cons
 	if ((rc = emit_tree(ld.root, &text)))
 		goto out;
 
-	cy_config(&cc, &log);
+	lb_cyaml_config(&cc, &log, CYAML_CFG_STYLE_BLOCK);
 	cyaml_err_t err = cyaml_load_data((const uint8_t *)text.p, text.n, &cc, &config_schema,
 					  (cyaml_data_t **)&cfg, NULL);
 	if (err == CYAML_ERR_OOM) {
@@ -1588,7 +1552,7 @@ void lb_config_free(struct lb_config *cfg)
 	cyaml_config_t cc;
 	if (!cfg)
 		return;
-	cy_config(&cc, NULL);
+	lb_cyaml_config(&cc, NULL, CYAML_CFG_STYLE_BLOCK);
 	cyaml_free(&cc, &config_schema, cfg, 0);
 }
 
@@ -1597,11 +1561,11 @@ void lb_config_free(struct lb_config *cfg)
 int lb_config_dump(const struct lb_config *cfg, char **yaml_out)
 {
 	cyaml_config_t cc;
-	struct cylog log = {.n = 0};
+	struct lb_cylog log = {.n = 0};
 	char *data = NULL;
 	size_t len = 0;
 	*yaml_out = NULL;
-	cy_config(&cc, &log);
+	lb_cyaml_config(&cc, &log, CYAML_CFG_STYLE_BLOCK);
 	cyaml_err_t err = cyaml_save_data(&data, &len, &cc, &config_schema, cfg, 0);
 	if (err != CYAML_OK) {
 		log.text[log.n] = '\0';

@@ -5,7 +5,7 @@ liblowbit_a_SOURCES += \
 	core/rng.c core/rng.h \
 	core/gemm.c core/gemm.h \
 	core/util.c core/util.h
-liblowbit_a_SOURCES += core/config.c core/config.h
+liblowbit_a_SOURCES += core/config.c core/config.h core/cyaml_util.c core/cyaml_util.h
 check_PROGRAMS += tests/unit/test_config
 TESTS += tests/unit/test_config
 liblowbit_a_SOURCES += core/models/model.h core/models/model.c core/models/archs.c \

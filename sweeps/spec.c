@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cyaml_util.h"
 #include "err.h"
 #include "util.h"
 
@@ -1449,43 +1450,6 @@ static void put_typed(struct buf *b, const struct snode *root, const char *defau
 
 /* ---- libcyaml ---- */
 
-struct cylog {
-	char text[2048];
-	size_t n;
-};
-
-static void cy_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
-{
-	struct cylog *l = ctx;
-	(void)level;
-	if (l && l->n < sizeof l->text - 1) {
-		int k = vsnprintf(l->text + l->n, sizeof l->text - l->n, fmt, args);
-		if (k > 0)
-			l->n += (size_t)k;
-		if (l->n >= sizeof l->text)
-			l->n = sizeof l->text - 1;
-	}
-}
-
-static void *cy_mem(void *ctx, void *ptr, size_t size)
-{
-	(void)ctx;
-	if (!size) {
-		free(ptr);
-		return NULL;
-	}
-	return realloc(ptr, size);
-}
-
-static void cy_config(cyaml_config_t *c, struct cylog *log)
-{
-	memset(c, 0, sizeof *c);
-	c->log_fn = log ? cy_log : NULL;
-	c->log_ctx = log;
-	c->mem_fn = cy_mem;
-	c->log_level = CYAML_LOG_ERROR;
-	c->flags = CYAML_CFG_DEFAULT;
-}
 
 /* ---- checks through the config loader ---- */
 
@@ -1734,7 +1698,7 @@ void lb_sweep_free(struct lb_sweep *sw)
 	if (!sw)
 		return;
 	if (sw->spec) {
-		cy_config(&cc, NULL);
+		lb_cyaml_config(&cc, NULL, CYAML_CFG_DEFAULT);
 		cyaml_free(&cc, &spec_schema, sw->spec, 0);
 	}
 	if (sw->priv) {
@@ -1824,7 +1788,7 @@ int lb_sweep_load_string(const char *yaml, const char *origin, const char *dir,
 	struct lb_sweep *sw = NULL;
 	struct chk c;
 	struct buf typed = {0};
-	struct cylog log = {.n = 0};
+	struct lb_cylog log = {.n = 0};
 	cyaml_config_t cc;
 	char name[256];
 	int rc;
@@ -1875,7 +1839,7 @@ int lb_sweep_load_string(const char *yaml, const char *origin, const char *dir,
 		rc = LB_ERR_OOM;
 		goto out;
 	}
-	cy_config(&cc, &log);
+	lb_cyaml_config(&cc, &log, CYAML_CFG_DEFAULT);
 	cyaml_err_t err = cyaml_load_data((const uint8_t *)typed.p, typed.n, &cc, &spec_schema,
 					  (cyaml_data_t **)&sw->spec, NULL);
 	if (err == CYAML_ERR_OOM) {

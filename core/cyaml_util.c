@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT
+ * libcyaml configuration with a captured log (see cyaml_util.h). */
+#include "cyaml_util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void cy_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+{
+	struct lb_cylog *l = ctx;
+	(void)level;
+	if (l && l->n < sizeof l->text - 1) {
+		int k = vsnprintf(l->text + l->n, sizeof l->text - l->n, fmt, args);
+		if (k > 0)
+			l->n += (size_t)k;
+		if (l->n >= sizeof l->text)
+			l->n = sizeof l->text - 1;
+	}
+}
+
+static void *cy_mem(void *ctx, void *ptr, size_t size)
+{
+	(void)ctx;
+	if (!size) {
+		free(ptr);
+		return NULL;
+	}
+	return realloc(ptr, size);
+}
+
+void lb_cyaml_config(cyaml_config_t *c, struct lb_cylog *log, cyaml_cfg_flags_t flags)
+{
+	memset(c, 0, sizeof *c);
+	c->log_fn = log ? cy_log : NULL;
+	c->log_ctx = log;
+	c->mem_fn = cy_mem;
+	c->log_level = CYAML_LOG_ERROR;
+	c->flags = flags;
+}

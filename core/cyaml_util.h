@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT
+ * libcyaml set-up shared by the config loader (core/config.c) and the sweep
+ * spec loader (sweeps/spec.c): a cyaml_config_t whose log lines are captured
+ * into a buffer, so the caller can turn libcyaml's messages ("Invalid FLOAT
+ * value", "Backtrace: in mapping field ...") into one clear message. */
+#ifndef LB_CYAML_UTIL_H
+#define LB_CYAML_UTIL_H
+
+#include <stddef.h>
+
+#include <cyaml/cyaml.h>
+
+struct lb_cylog {
+	char text[4096]; /* captured log lines, NUL-terminated by the reader at text[n] */
+	size_t n;
+};
+
+/* Fill *c: errors only, logged into *log (NULL: not logged), malloc/free
+ * memory, and the given libcyaml flags. */
+void lb_cyaml_config(cyaml_config_t *c, struct lb_cylog *log, cyaml_cfg_flags_t flags);
+
+#endif
