@@ -276,27 +276,20 @@ static const char config_defaults[] =
 
 /* ---- enum names ---- */
 
-static const char *strval_name(const cyaml_strval_t *s, uint32_t n, int64_t v)
-{
-	for (uint32_t i = 0; i < n; i++)
-		if (s[i].val == v)
-			return s[i].str;
-	return "?";
-}
 
 const char *lb_arch_name(enum lb_arch a)
 {
-	return strval_name(arch_strings, N_OF(arch_strings), a);
+	return lb_cyaml_strval_name(arch_strings, N_OF(arch_strings), a);
 }
 
 const char *lb_op_name(enum lb_op op)
 {
-	return strval_name(op_strings, N_OF(op_strings), op);
+	return lb_cyaml_strval_name(op_strings, N_OF(op_strings), op);
 }
 
 const char *lb_dataset_name(enum lb_dataset_kind d)
 {
-	return strval_name(dataset_strings, N_OF(dataset_strings), d);
+	return lb_cyaml_strval_name(dataset_strings, N_OF(dataset_strings), d);
 }
 
 /* ---- a small YAML tree with line numbers ---- */
@@ -1617,7 +1610,7 @@ static size_t format_scalar(const cyaml_schema_value_t *v, const void *p, char *
 		return (size_t)snprintf(buf, size, "%s", *(const bool *)p ? "true" : "false");
 	case CYAML_ENUM:
 		return (size_t)snprintf(buf, size, "%s",
-					strval_name(v->enumeration.strings, v->enumeration.count,
+					lb_cyaml_strval_name(v->enumeration.strings, v->enumeration.count,
 						    *(const int *)p));
 	case CYAML_FLOAT:
 		return (size_t)snprintf(buf, size, "%g", (double)*(const float *)p);

@@ -39,3 +39,11 @@ void lb_cyaml_config(cyaml_config_t *c, struct lb_cylog *log, cyaml_cfg_flags_t 
 	c->log_level = CYAML_LOG_ERROR;
 	c->flags = flags;
 }
+
+const char *lb_cyaml_strval_name(const cyaml_strval_t *s, uint32_t n, int64_t v)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (s[i].val == v)
+			return s[i].str;
+	return "?";
+}

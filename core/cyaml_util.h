@@ -7,6 +7,7 @@
 #define LB_CYAML_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cyaml/cyaml.h>
 
@@ -18,5 +19,8 @@ struct lb_cylog {
 /* Fill *c: errors only, logged into *log (NULL: not logged), malloc/free
  * memory, and the given libcyaml flags. */
 void lb_cyaml_config(cyaml_config_t *c, struct lb_cylog *log, cyaml_cfg_flags_t flags);
+
+/* The YAML spelling of enum value v in a strval table ("?" when absent). */
+const char *lb_cyaml_strval_name(const cyaml_strval_t *s, uint32_t n, int64_t v);
 
 #endif

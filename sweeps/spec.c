@@ -48,27 +48,20 @@ static const cyaml_strval_t stage_strings[] = {
 
 #define N_OF(a) ((uint32_t)CYAML_ARRAY_LEN(a))
 
-static const char *strval_name(const cyaml_strval_t *s, uint32_t n, int64_t v)
-{
-	for (uint32_t i = 0; i < n; i++)
-		if (s[i].val == v)
-			return s[i].str;
-	return "?";
-}
 
 const char *lb_stage_kind_name(enum lb_stage_kind k)
 {
-	return strval_name(stage_strings, N_OF(stage_strings), k);
+	return lb_cyaml_strval_name(stage_strings, N_OF(stage_strings), k);
 }
 
 const char *lb_sweep_dist_name(enum lb_sweep_dist d)
 {
-	return d == LB_SWEEP_DIST_NONE ? "none" : strval_name(dist_strings, N_OF(dist_strings), d);
+	return d == LB_SWEEP_DIST_NONE ? "none" : lb_cyaml_strval_name(dist_strings, N_OF(dist_strings), d);
 }
 
 const char *lb_sweep_method_name(enum lb_sweep_method m)
 {
-	return strval_name(method_strings, N_OF(method_strings), m);
+	return lb_cyaml_strval_name(method_strings, N_OF(method_strings), m);
 }
 
 /* ---- the schema: the only place spec keys are named ----
