@@ -520,31 +520,6 @@ static int bad(const struct load *ld, const char *key, const char *fmt, ...)
 	return lb_error(LB_ERR_CONFIG, "%s: %s%s: %s", ld->origin, key, loc, what);
 }
 
-static void allowed_keys(const cyaml_schema_field_t *f, char *buf, size_t size)
-{
-	size_t len = 0;
-	buf[0] = '\0';
-	for (; f->key && len < size; f++)
-		len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : "", f->key);
-}
-
-static void allowed_enum(const cyaml_schema_value_t *v, char *buf, size_t size)
-{
-	size_t len = 0;
-	buf[0] = '\0';
-	for (uint32_t i = 0; i < v->enumeration.count && len < size; i++)
-		len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : "",
-					v->enumeration.strings[i].str);
-}
-
-static const cyaml_schema_field_t *field_find(const cyaml_schema_field_t *f, const char *key)
-{
-	for (; f->key; f++)
-		if (strcmp(f->key, key) == 0)
-			return f;
-	return NULL;
-}
-
 /* Schema of the value at a tree path (sequence indices step into entries). */
 static const cyaml_schema_value_t *schema_find(const char *path)
 {
@@ -560,7 +535,7 @@ static const cyaml_schema_value_t *schema_find(const char *path)
 			key[k] = '\0';
 			if (v->type != CYAML_MAPPING)
 				return NULL;
-			const cyaml_schema_field_t *f = field_find(v->mapping.fields, key);
+			const cyaml_schema_field_t *f = lb_cyaml_field_find(v->mapping.fields, key);
 			v = f ? &f->value : NULL;
 			p += k;
 		}
@@ -751,10 +726,10 @@ static int apply_override(struct load *ld, const char *set)
 			rc = lb_error(LB_ERR_CONFIG, "--set %s: '%s' is not a mapping", set, parent);
 			goto out;
 		}
-		const cyaml_schema_field_t *f = field_find(sv->mapping.fields, tok);
+		const cyaml_schema_field_t *f = lb_cyaml_field_find(sv->mapping.fields, tok);
 		if (!f) {
 			char allowed[512];
-			allowed_keys(sv->mapping.fields, allowed, sizeof allowed);
+			lb_cyaml_allowed_keys(sv->mapping.fields, NULL, allowed, sizeof allowed);
 			if (parent[0])
 				rc = lb_error(LB_ERR_CONFIG,
 					      "--set %s: unknown key '%s' in '%s' (allowed: %s)", set,
@@ -872,7 +847,7 @@ static int fill_layers(struct load *ld, struct node *layers)
 		struct node *op = map_get(l, "op");
 		path_index(&p, "model.layers", i);
 		if (!op) {
-			allowed_enum(&layer_fields[0].value, allowed, sizeof allowed);
+			lb_cyaml_allowed_enum(&layer_fields[0].value, allowed, sizeof allowed);
 			return bad(ld, p.s, "missing key 'op' (allowed: %s)", allowed);
 		}
 		if (op->kind != NODE_SCALAR)
@@ -960,12 +935,12 @@ static int check_tree(const struct load *ld, const cyaml_schema_value_t *sv, str
 		if (n->kind != NODE_MAP)
 			return bad(ld, shown, "expected a mapping, found %s", kind_name(n->kind));
 		for (size_t i = 0; i < n->n; i++) {
-			const cyaml_schema_field_t *f = field_find(sv->mapping.fields, n->e[i].key);
+			const cyaml_schema_field_t *f = lb_cyaml_field_find(sv->mapping.fields, n->e[i].key);
 			struct path p;
 			path_join(&p, path, n->e[i].key);
 			if (!f) {
 				char allowed[512];
-				allowed_keys(sv->mapping.fields, allowed, sizeof allowed);
+				lb_cyaml_allowed_keys(sv->mapping.fields, NULL, allowed, sizeof allowed);
 				if (path[0])
 					return bad(ld, p.s, "unknown key '%s' in '%s' (allowed: %s)",
 						   n->e[i].key, path, allowed);
@@ -1151,7 +1126,7 @@ static int cyaml_message(const struct load *ld, cyaml_err_t err, const char *log
 		char allowed[512];
 		switch (sv->type) {
 		case CYAML_ENUM:
-			allowed_enum(sv, allowed, sizeof allowed);
+			lb_cyaml_allowed_enum(sv, allowed, sizeof allowed);
 			return bad(ld, path, "'%s' is not a known value (allowed: %s)", text, allowed);
 		case CYAML_FLOAT:
 			return bad(ld, path, "'%s' is not a number (allowed: a finite number such as 0.1 or 1e-5)",

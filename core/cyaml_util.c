@@ -47,3 +47,30 @@ const char *lb_cyaml_strval_name(const cyaml_strval_t *s, uint32_t n, int64_t v)
 			return s[i].str;
 	return "?";
 }
+
+const cyaml_schema_field_t *lb_cyaml_field_find(const cyaml_schema_field_t *f, const char *key)
+{
+	for (; f->key; f++)
+		if (strcmp(f->key, key) == 0)
+			return f;
+	return NULL;
+}
+
+void lb_cyaml_allowed_keys(const cyaml_schema_field_t *f, const char *skip, char *buf,
+			   size_t size)
+{
+	size_t len = 0;
+	buf[0] = '\0';
+	for (; f->key && len < size; f++)
+		if (!skip || strcmp(f->key, skip))
+			len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : "", f->key);
+}
+
+void lb_cyaml_allowed_enum(const cyaml_schema_value_t *v, char *buf, size_t size)
+{
+	size_t len = 0;
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < v->enumeration.count && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : "",
+					v->enumeration.strings[i].str);
+}

@@ -409,7 +409,7 @@ static int evaluate(struct run *r, const struct lb_dataset *ds, double *loss, do
 	struct lb_model *m = r->model;
 	int n_chunks = (ds->n + m->B_max - 1) / m->B_max;
 	double *st = calloc((size_t)2 * (n_chunks ? n_chunks : 1), sizeof *st);
-	int32_t *idx = r->perm; /* reuse as an index buffer */
+	int32_t *idx = r->perm; /* reuse: the next epoch redraws its permutation first */
 	if (!st)
 		return lb_error(LB_ERR_OOM, "out of memory");
 	for (int c = r->rank; c < n_chunks; c += r->world) {
@@ -732,8 +732,8 @@ int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, 
 		goto out;
 	r.B_shard = (int)(cfg->train.batch / cfg->train.shards);
 	r.steps_per_epoch = r.train.n / (int)cfg->train.batch;
-	int B_eval = cfg->train.eval_batch ? (int)cfg->train.eval_batch : r.B_shard;
-	rc = lb_model_build(cfg, r.train.H, r.train.W, r.train.C, 10, r.B_shard, B_eval, &r.model);
+	rc = lb_model_build(cfg, r.train.H, r.train.W, r.train.C, 10, r.B_shard,
+			    (int)cfg->train.eval_batch, &r.model);
 	if (!rc) {
 		lb_model_init_params(r.model, cfg->model.init, lb_rng_derive(cfg->seed, 1));
 		r.model->seed = lb_rng_derive(cfg->seed, 2);

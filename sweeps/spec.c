@@ -174,14 +174,6 @@ static const cyaml_schema_value_t spec_schema = {
 	CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct lb_sweep_spec, spec_fields)
 };
 
-static const cyaml_schema_field_t *field_find(const cyaml_schema_field_t *f, const char *key)
-{
-	for (; f->key; f++)
-		if (strcmp(f->key, key) == 0)
-			return f;
-	return NULL;
-}
-
 /* ---- growing text ---- */
 
 struct buf {
@@ -748,24 +740,6 @@ static const char *kind_name(enum snode_kind k)
 	return k == S_MAP ? "a mapping" : k == S_SEQ ? "a sequence" : "a single value";
 }
 
-static void allowed_keys(const cyaml_schema_field_t *f, const char *skip, char *buf, size_t size)
-{
-	size_t len = 0;
-	buf[0] = '\0';
-	for (; f->key && len < size; f++)
-		if (!skip || strcmp(f->key, skip))
-			len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : "", f->key);
-}
-
-static void allowed_enum(const cyaml_schema_value_t *v, char *buf, size_t size)
-{
-	size_t len = 0;
-	buf[0] = '\0';
-	for (uint32_t i = 0; i < v->enumeration.count && len < size; i++)
-		len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : "",
-					v->enumeration.strings[i].str);
-}
-
 static int want_kind(struct chk *c, const struct snode *n, enum snode_kind k, const char *label,
 		     const char *allowed)
 {
@@ -827,7 +801,7 @@ static int check_scalar(struct chk *c, const cyaml_schema_value_t *sv, const str
 		for (uint32_t i = 0; i < sv->enumeration.count; i++)
 			if (strcmp(sv->enumeration.strings[i].str, n->text) == 0)
 				return 1;
-		allowed_enum(sv, allowed, sizeof allowed);
+		lb_cyaml_allowed_enum(sv, allowed, sizeof allowed);
 		BAD(c, n->pos, "%s: '%s' is not a known value (allowed: %s)", label, n->text, allowed);
 		return 0;
 	default:
@@ -879,13 +853,13 @@ static void check_mapping(struct chk *c, const cyaml_schema_field_t *fields,
 	for (size_t i = 0; i < n->n; i++) {
 		const char *key = n->keys[i];
 		const struct snode *v = n->kids[i];
-		const cyaml_schema_field_t *f = field_find(fields, key);
+		const cyaml_schema_field_t *f = lb_cyaml_field_find(fields, key);
 		char label[512], allowed[512];
 		snprintf(label, sizeof label, "%s%s%s", path, path[0] ? "." : "", key);
 		if (!f || (fields == layer_fields && strcmp(key, "settings") == 0)) {
 			if (fields == layer_fields)
 				continue; /* layer settings: any key */
-			allowed_keys(fields, NULL, allowed, sizeof allowed);
+			lb_cyaml_allowed_keys(fields, NULL, allowed, sizeof allowed);
 			if (path[0])
 				BAD(c, v->kpos, "%s: unknown key '%s' in '%s' (allowed: %s)", label, key,
 				    path, allowed);
@@ -979,7 +953,7 @@ static void check_axis(struct chk *c, const struct snode *body, const char *key)
 			max = v;
 			types_ok &= check_scalar(c, &axis_fields[5].value, v, l);
 		} else {
-			allowed_keys(axis_fields, "key", allowed, sizeof allowed);
+			lb_cyaml_allowed_keys(axis_fields, "key", allowed, sizeof allowed);
 			BAD(c, v->kpos, "%s: unknown key '%s' in '%s' (allowed: %s)", l, k, label, allowed);
 			types_ok = 0;
 		}
@@ -1111,7 +1085,7 @@ static void check_stages(struct chk *c, const struct snode *stages)
 			BAD(c, name->pos, "%s.name: duplicate stage name '%s' (allowed: unique names)", l,
 			    name->text);
 		if (!kind) {
-			allowed_enum(&stage_fields[1].value, allowed, sizeof allowed);
+			lb_cyaml_allowed_enum(&stage_fields[1].value, allowed, sizeof allowed);
 			BAD(c, st->pos, "%s: missing key 'kind' (allowed: %s)", l, allowed);
 		}
 		if (input && input->kind == S_SCALAR) {
@@ -1813,7 +1787,7 @@ int lb_sweep_load_string(const char *yaml, const char *origin, const char *dir,
 	}
 	if (root->kind != S_MAP) {
 		char allowed[512];
-		allowed_keys(spec_fields, NULL, allowed, sizeof allowed);
+		lb_cyaml_allowed_keys(spec_fields, NULL, allowed, sizeof allowed);
 		BAD(&c, root->pos, "a sweep spec is a mapping of keys (allowed: %s)", allowed);
 		rc = LB_ERR_CONFIG;
 		goto out;

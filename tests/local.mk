@@ -7,7 +7,6 @@ TESTS += tests/unit/test_model
 EXTRA_DIST += tests/cli/lib.sh
 TESTS += tests/cli/train-resume.sh
 TESTS += tests/cli/bad-input.sh
-EXTRA_DIST += tests/lsan.supp
 check_PROGRAMS += tests/unit/test_train
 TESTS += tests/unit/test_train
 TESTS += tests/cli/mpi-dp.sh

@@ -54,7 +54,7 @@ static int add_param(struct lb_model *m, int node, const char *suffix, unsigned 
 	return (*n)++;
 }
 
-static int infer_node(struct lb_model *m, int i, const struct lb_layer_spec *ls, int n_classes)
+static int infer_node(struct lb_model *m, int i, const struct lb_layer_spec *ls)
 {
 	struct lb_node *nd = &m->nodes[i];
 	const struct lb_node *in = &m->nodes[nd->in];
@@ -155,7 +155,6 @@ static int infer_node(struct lb_model *m, int i, const struct lb_layer_spec *ls,
 				nd->name, lb_op_name(ls->op));
 	}
 	nd->size = (size_t)nd->H * nd->W * nd->C;
-	(void)n_classes;
 	return LB_OK;
 }
 
@@ -353,7 +352,7 @@ int lb_model_build(const struct lb_config *cfg, int H, int W, int C, int n_class
 				goto fail;
 			}
 		}
-		rc = infer_node(m, i, ls, n_classes);
+		rc = infer_node(m, i, ls);
 		if (rc)
 			goto fail;
 	}

@@ -120,7 +120,8 @@ static void adam_update(size_t n, float *restrict w, const float *restrict g, fl
 
 /* Without parameter groups the per-float lr_scale/wd streams are constant:
  * this loop reads 3 streams instead of 5 (the update is memory bound) and
- * computes the same values (lr * 1.0f == lr). */
+ * computes the same values (lr * 1.0f == lr exactly, so the reference's
+ * lr * lr_scale * step rounds alike). */
 static void sgd_update_uniform(size_t n, float *restrict w, const float *restrict g,
 			       float *restrict buf, float wd, float lr, float mom, int nesterov)
 {
@@ -129,7 +130,7 @@ static void sgd_update_uniform(size_t n, float *restrict w, const float *restric
 		float b = mom * buf[i] + d;
 		buf[i] = b;
 		float step = nesterov ? d + mom * b : b;
-		w[i] -= lr * 1.0f * step;
+		w[i] -= lr * step;
 	}
 }
 
