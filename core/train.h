@@ -17,6 +17,20 @@ struct lb_train_opts {
 	int resume;               /* continue the run file's checkpoint if it exists */
 	long crash_at_step;       /* tests: _exit(9) when this global step starts (0 = off) */
 	int quiet;                /* no per-step progress lines */
+	/* Stage inputs (sweep pipelines). A run file written by lb_train_run
+	 * holds its initial parameters (init/params, init/buffers: theta0 before
+	 * step 1) and its final ones (checkpoint/params when status is done). */
+	const char *init_from;    /* run file to take the starting parameters from (NULL: fresh
+				   * init from cfg->seed); the model shapes must match */
+	int init_snapshot;        /* enum lb_snapshot: which parameters of init_from */
+	const char *bits_from;    /* run file of a learned-bit-width run: its final per-layer
+				   * weight bits (quant/learned_w_bits) replace this run's weight
+				   * bits and learning of bits is switched off (NULL: none) */
+};
+
+enum lb_snapshot {
+	LB_SNAPSHOT_INIT = 0,     /* the parameters before the first step (rewind to theta0) */
+	LB_SNAPSHOT_FINAL = 1     /* the parameters after the last step (fine-tune, PTQ) */
 };
 
 struct lb_train_result {

@@ -1,0 +1,1 @@
+# tests/bad-input/local.mk: fragment included by Makefile.am

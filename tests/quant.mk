@@ -1,0 +1,1 @@
+# tests/quant.mk: fragment included by Makefile.am

@@ -1,0 +1,1 @@
+# tests/sweep.mk: fragment included by Makefile.am
