@@ -29,7 +29,7 @@
 #define RF_SERIES_CHUNK_MAX_BYTES (1u << 20)
 #define RF_DEFLATE_LEVEL 4
 
-enum rf_kind { RF_GROUP, RF_ARRAY, RF_STRINGS, RF_SERIES };
+enum rf_kind { RF_GROUP, RF_ARRAY, RF_STRINGS, RF_SERIES, RF_LINK };
 enum rf_atype { RF_A_STR, RF_A_F64, RF_A_I64 };
 
 struct rf_attr {
@@ -60,6 +60,8 @@ struct rf_node {
 	/* RF_SERIES: (rows, width) row-major, room for cap_rows rows */
 	double *series;
 	int rows, width, cap_rows;
+	/* RF_LINK: an HDF5 external link to object link_obj of file link_file */
+	char *link_file, *link_obj;
 };
 
 /* Node 0 is the root group and always present. */
@@ -248,6 +250,9 @@ static void node_clear_data(struct rf_node *node)
 	free(node->series);
 	node->series = NULL;
 	node->rows = node->width = node->cap_rows = 0;
+	free(node->link_file);
+	free(node->link_obj);
+	node->link_file = node->link_obj = NULL;
 	node->rank = 0;
 	memset(node->dims, 0, sizeof node->dims);
 }
@@ -301,6 +306,7 @@ static const char *kind_name(enum rf_kind kind)
 	case RF_ARRAY: return "an array";
 	case RF_STRINGS: return "a string array";
 	case RF_SERIES: return "a series";
+	case RF_LINK: return "an external link";
 	}
 	return "an object";
 }
@@ -393,13 +399,27 @@ static int make_leaf(struct lb_runfile *rf, const char *path, enum rf_kind kind,
 
 /* ---- lifecycle ---- */
 
+/* Kinds of lowbit HDF5 files this module reads and writes. */
+static int kind_known(const char *kind)
+{
+	return kind && (!strcmp(kind, "run") || !strcmp(kind, "sweep"));
+}
+
 int lb_runfile_new(struct lb_runfile **out)
+{
+	return lb_runfile_new_kind(out, "run");
+}
+
+int lb_runfile_new_kind(struct lb_runfile **out, const char *kind)
 {
 	struct lb_runfile *rf;
 	struct rf_node *root;
 	char *empty;
 	int err;
 	*out = NULL;
+	if (!kind_known(kind))
+		return lb_error(LB_ERR_CONFIG, "run file: unknown lowbit_kind '%s' (allowed: run, sweep)",
+				kind ? kind : "");
 	h5_silence();
 	rf = calloc(1, sizeof *rf);
 	empty = strdup("");
@@ -412,7 +432,7 @@ int lb_runfile_new(struct lb_runfile **out)
 	if (!err)
 		err = lb_runfile_set_attr_i64(rf, "", "lowbit_format", LB_RUNFILE_FORMAT);
 	if (!err)
-		err = lb_runfile_set_attr_str(rf, "", "lowbit_kind", "run");
+		err = lb_runfile_set_attr_str(rf, "", "lowbit_kind", kind);
 	if (err) {
 		if (!rf->n)
 			free(empty);
@@ -421,6 +441,12 @@ int lb_runfile_new(struct lb_runfile **out)
 	}
 	*out = rf;
 	return LB_OK;
+}
+
+const char *lb_runfile_kind(const struct lb_runfile *rf)
+{
+	const char *k = lb_runfile_get_attr_str(rf, "", "lowbit_kind");
+	return k ? k : "run";
 }
 
 void lb_runfile_free(struct lb_runfile *rf)
@@ -676,6 +702,44 @@ const char *const *lb_runfile_get_strings(const struct lb_runfile *rf, const cha
 	return (const char *const *)node->strs;
 }
 
+/* ---- external links ---- */
+
+int lb_runfile_put_link(struct lb_runfile *rf, const char *path, const char *file,
+			const char *obj)
+{
+	struct rf_node *node;
+	char *f, *o;
+	int err;
+	if (!file || !file[0] || !obj || !obj[0])
+		return lb_error(LB_ERR_CONFIG, "run file link '%s': needs a file and an object", path);
+	f = strdup(file);
+	o = strdup(obj);
+	if (!f || !o) {
+		free(f);
+		free(o);
+		return lb_error(LB_ERR_OOM, "out of memory");
+	}
+	err = make_leaf(rf, path, RF_LINK, &node);
+	if (err) {
+		free(f);
+		free(o);
+		return err;
+	}
+	node->link_file = f;
+	node->link_obj = o;
+	return LB_OK;
+}
+
+const char *lb_runfile_get_link(const struct lb_runfile *rf, const char *path, const char **obj)
+{
+	const struct rf_node *node = lookup(rf, path);
+	if (!node || node->kind != RF_LINK)
+		return NULL;
+	if (obj)
+		*obj = node->link_obj;
+	return node->link_file;
+}
+
 /* ---- series ---- */
 
 static int series_reserve(struct rf_node *node, int rows)
@@ -904,6 +968,10 @@ static int node_diff(const struct rf_node *x, const struct rf_node *y)
 				      (size_t)x->rows * (size_t)x->width * sizeof(double)))
 			return lb_error(LB_ERR_STATE, "'%s': values differ", x->path);
 		break;
+	case RF_LINK:
+		if (strcmp(x->link_file, y->link_file) || strcmp(x->link_obj, y->link_obj))
+			return lb_error(LB_ERR_STATE, "'%s': link target differs", x->path);
+		return LB_OK; /* links carry no attributes */
 	}
 	return attrs_diff(x, y);
 }
@@ -987,6 +1055,10 @@ static int write_attrs(const struct wctx *w, hid_t obj, const struct rf_node *no
 	if (is_root) {
 		struct rf_attr fmt = { .name = "lowbit_format", .type = RF_A_I64, .i = LB_RUNFILE_FORMAT };
 		struct rf_attr kind = { .name = "lowbit_kind", .type = RF_A_STR, .s = "run" };
+		for (int i = 0; i < node->n_attrs; i++)
+			if (!strcmp(node->attrs[i].name, "lowbit_kind") &&
+			    node->attrs[i].type == RF_A_STR && kind_known(node->attrs[i].s))
+				kind.s = node->attrs[i].s;
 		err = write_attr(w, obj, "", &fmt);
 		if (!err)
 			err = write_attr(w, obj, "", &kind);
@@ -1112,10 +1184,42 @@ out:
 	return err;
 }
 
-static int write_group(const struct wctx *w, const struct rf_node *node)
+/* Name of the group attribute that keeps a row axis whose series does not
+ * exist yet (a run file checkpointed before its first metrics row): without
+ * it the axis would be lost on reading, since only the dimension scale names
+ * it. The reader turns it back into the group's axis. */
+#define RF_PENDING_AXIS "lowbit_pending_axis"
+
+static int write_group(const struct wctx *w, const struct lb_runfile *rf,
+		       const struct rf_node *node)
 {
 	hid_t gcpl = H5I_INVALID_HID, g = H5I_INVALID_HID;
 	int err;
+	if (node->axis) {
+		char *apath = malloc(strlen(node->path) + strlen(node->axis) + 2);
+		if (!apath)
+			return lb_error(LB_ERR_OOM, "out of memory");
+		sprintf(apath, "%s%s%s", node->path, node->path[0] ? "/" : "", node->axis);
+		const struct rf_node *axis = find_node(rf, apath);
+		free(apath);
+		if (!axis || axis->kind != RF_SERIES) {
+			struct rf_attr pending = { .name = RF_PENDING_AXIS, .type = RF_A_STR,
+						   .s = node->axis };
+			hid_t obj = node->path[0] ? H5I_INVALID_HID : w->file;
+			if (node->path[0]) {
+				gcpl = H5Pcreate(H5P_GROUP_CREATE);
+				if (gcpl < 0 || H5Pset_obj_track_times(gcpl, 0) < 0)
+					goto fail;
+				g = H5Gcreate2(w->file, node->path, w->lcpl, gcpl, H5P_DEFAULT);
+				if (g < 0)
+					goto fail;
+				obj = g;
+			}
+			err = write_attr(w, obj, node->path, &pending);
+			err = err ? err : write_attrs(w, obj, node);
+			goto out;
+		}
+	}
 	if (!node->path[0])
 		return write_attrs(w, w->file, node);
 	gcpl = H5Pcreate(H5P_GROUP_CREATE);
@@ -1185,8 +1289,15 @@ static int write_image(const struct lb_runfile *rf, struct wctx *w)
 	int err = LB_OK;
 	if (!v)
 		return lb_error(LB_ERR_OOM, "out of memory");
-	for (int i = 0; i < rf->n && !err; i++)
-		err = v[i]->kind == RF_GROUP ? write_group(w, v[i]) : write_dataset(w, v[i]);
+	for (int i = 0; i < rf->n && !err; i++) {
+		if (v[i]->kind == RF_LINK) {
+			if (H5Lcreate_external(v[i]->link_file, v[i]->link_obj, w->file, v[i]->path,
+					       w->lcpl, H5P_DEFAULT) < 0)
+				err = h5_fail(w, v[i]->path);
+			continue;
+		}
+		err = v[i]->kind == RF_GROUP ? write_group(w, rf, v[i]) : write_dataset(w, v[i]);
+	}
 	for (int i = 0; i < rf->n && !err; i++)
 		if (v[i]->kind == RF_GROUP && v[i]->axis)
 			err = write_axis(w, rf, v, v[i]);
@@ -1306,7 +1417,7 @@ struct rctx {
 	const char *path; /* file, for messages */
 	char **names;     /* hard links found by H5Lvisit */
 	int n_names, cap_names;
-	int oom;
+	int oom, link_err;
 };
 
 static int r_fail(const struct rctx *r, const char *obj)
@@ -1370,6 +1481,17 @@ static herr_t read_attr_cb(hid_t obj, const char *name, const H5A_info_t *info, 
 	hid_t attr = H5I_INVALID_HID, type = H5I_INVALID_HID, space = H5I_INVALID_HID;
 	H5T_class_t cls;
 	(void)info;
+	if (!c->is_dataset && !strcmp(name, RF_PENDING_AXIS)) {
+		char *s = NULL;
+		attr = H5Aopen(obj, name, H5P_DEFAULT);
+		if (attr < 0 || (type = H5Aget_type(attr)) < 0 || H5Tget_class(type) != H5T_STRING ||
+		    read_string_value(type, 1, attr, &s) != 0)
+			c->err = r_fail(c->r, c->objpath);
+		else
+			c->err = lb_runfile_set_axis(c->r->rf, c->objpath, s);
+		free(s);
+		goto out;
+	}
 	if (c->is_dataset && (!strcmp(name, "DIMENSION_LIST") ||
 			      (c->skip_scale && (!strcmp(name, "CLASS") || !strcmp(name, "NAME") ||
 						 !strcmp(name, "REFERENCE_LIST")))))
@@ -1627,7 +1749,26 @@ out:
 static herr_t collect_cb(hid_t group, const char *name, const H5L_info_t *info, void *data)
 {
 	struct rctx *r = data;
-	(void)group;
+	if (info->type == H5L_TYPE_EXTERNAL) {
+		/* kept as a link: the target file is not opened */
+		const char *file = NULL, *obj = NULL;
+		size_t size = info->u.val_size;
+		char *buf = malloc(size ? size : 1);
+		unsigned flags = 0;
+		if (!buf) {
+			r->oom = 1;
+			return -1;
+		}
+		if (H5Lget_val(group, name, buf, size, H5P_DEFAULT) < 0 ||
+		    H5Lunpack_elink_val(buf, size, &flags, &file, &obj) < 0 ||
+		    lb_runfile_put_link(r->rf, name, file, obj)) {
+			free(buf);
+			r->link_err = 1;
+			return -1;
+		}
+		free(buf);
+		return 0;
+	}
 	if (info->type != H5L_TYPE_HARD)
 		return 0;
 	if (r->n_names == r->cap_names) {
@@ -1648,8 +1789,9 @@ static herr_t collect_cb(hid_t group, const char *name, const H5L_info_t *info, 
 	return 0;
 }
 
-/* Refuse files that are not lowbit run files of a format we can read. */
-static int check_marker(hid_t file, const char *path)
+/* Refuse files that are not lowbit files of a format we can read, or (want
+ * not NULL) not of kind `want`. */
+static int check_marker(hid_t file, const char *path, const char *want)
 {
 	hid_t attr = H5I_INVALID_HID, type = H5I_INVALID_HID;
 	int64_t fmt = 0;
@@ -1677,9 +1819,9 @@ static int check_marker(hid_t file, const char *path)
 		if (attr >= 0 && (type = H5Aget_type(attr)) >= 0 && H5Tget_class(type) == H5T_STRING)
 			read_string_value(type, 1, attr, &kind);
 	}
-	if (!kind || strcmp(kind, "run"))
-		err = lb_error(LB_ERR_HDF5, "'%s' is not a lowbit run file (lowbit_kind is '%s')", path,
-			       kind ? kind : "missing");
+	if (want ? !kind || strcmp(kind, want) : !kind_known(kind))
+		err = lb_error(LB_ERR_HDF5, "'%s' is not a lowbit %s file (lowbit_kind is '%s')", path,
+			       want ? want : "run or sweep", kind ? kind : "missing");
 out:
 	free(kind);
 	if (type >= 0)
@@ -1691,7 +1833,12 @@ out:
 
 int lb_runfile_read(const char *path, struct lb_runfile **out)
 {
-	struct rctx r = { NULL, path, NULL, 0, 0, 0 };
+	return lb_runfile_read_kind(path, "run", out);
+}
+
+int lb_runfile_read_kind(const char *path, const char *kind, struct lb_runfile **out)
+{
+	struct rctx r = { NULL, path, NULL, 0, 0, 0, 0 };
 	hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID;
 	struct stat st;
 	int err;
@@ -1719,7 +1866,7 @@ int lb_runfile_read(const char *path, struct lb_runfile **out)
 			       "'%s' is not a readable HDF5 file (truncated or foreign): %s", path, why);
 		goto out;
 	}
-	err = check_marker(file, path);
+	err = check_marker(file, path, kind);
 	if (err)
 		goto out;
 	err = lb_runfile_new(&r.rf);
@@ -1729,7 +1876,9 @@ int lb_runfile_read(const char *path, struct lb_runfile **out)
 	if (err)
 		goto out;
 	if (H5Lvisit(file, H5_INDEX_NAME, H5_ITER_INC, collect_cb, &r) < 0) {
-		err = r.oom ? lb_error(LB_ERR_OOM, "out of memory") : r_fail(&r, "");
+		err = r.oom ? lb_error(LB_ERR_OOM, "out of memory")
+		      : r.link_err ? lb_error(LB_ERR_HDF5, "'%s': unreadable external link", path)
+				   : r_fail(&r, "");
 		goto out;
 	}
 	for (int i = 0; i < r.n_names && !err; i++) {

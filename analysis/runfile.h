@@ -16,8 +16,12 @@
  *   extendible along rows (maxshape unlimited, chunked, deflate+shuffle).
  *   A group whose series share a row axis names it with lb_runfile_set_axis:
  *   that series becomes an HDF5 dimension scale attached to the others.
- * Root attributes lowbit_format (int) and lowbit_kind ("run") mark the file;
- * the reader refuses files without them or with a newer lowbit_format. */
+ * - external links (HDF5 soft links into another file), kept as links: the
+ *   reader records them without opening their target.
+ * Root attributes lowbit_format (int) and lowbit_kind mark the file; the
+ * kind is "run" (a training run, lb_runfile_new) or "sweep" (a sweep index,
+ * DIR/sweep.h5: docs/results-format.md). The reader refuses files without
+ * them, of another kind than asked, or with a newer lowbit_format. */
 #ifndef LB_RUNFILE_H
 #define LB_RUNFILE_H
 
@@ -29,7 +33,11 @@ enum lb_dtype { LB_DT_F32, LB_DT_F64, LB_DT_I32, LB_DT_I64, LB_DT_U8 };
 
 struct lb_runfile; /* opaque */
 
-int lb_runfile_new(struct lb_runfile **out);
+int lb_runfile_new(struct lb_runfile **out); /* kind "run" */
+/* kind: "run" or "sweep" (LB_ERR_CONFIG otherwise). */
+int lb_runfile_new_kind(struct lb_runfile **out, const char *kind);
+/* The image's lowbit_kind ("run" when unset). Borrowed. */
+const char *lb_runfile_kind(const struct lb_runfile *rf);
 void lb_runfile_free(struct lb_runfile *rf);
 
 /* Attributes. obj is a group path ("" or "/" for the root); groups are created
@@ -56,6 +64,15 @@ int lb_runfile_put_strings(struct lb_runfile *rf, const char *path, const char *
 /* Borrowed; NULL when absent. */
 const char *const *lb_runfile_get_strings(const struct lb_runfile *rf, const char *path, int *n);
 
+/* External links: path -> object `obj` ("/" for the root) of HDF5 file
+ * `file`, as written (HDF5 looks for a relative name from the current folder,
+ * then from the folder of the file holding the link). An existing object at
+ * path is replaced. */
+int lb_runfile_put_link(struct lb_runfile *rf, const char *path, const char *file,
+			const char *obj);
+/* The link's file (and in *obj its object), borrowed; NULL when absent. */
+const char *lb_runfile_get_link(const struct lb_runfile *rf, const char *path, const char **obj);
+
 /* Series: append one row of `width` values (width fixed by the first append). */
 int lb_runfile_append(struct lb_runfile *rf, const char *path, const double *row, int width);
 /* Borrowed row-major (rows, width) data or NULL when absent. */
@@ -75,7 +92,9 @@ int lb_runfile_write(const struct lb_runfile *rf, const char *path);
 
 /* Read a whole run file. LB_ERR_IO when missing/unreadable, LB_ERR_HDF5 for
  * a truncated or foreign file or a newer format version (message says which). */
-int lb_runfile_read(const char *path, struct lb_runfile **out);
+int lb_runfile_read(const char *path, struct lb_runfile **out); /* kind "run" only */
+/* The same for a file of kind `kind` ("run", "sweep"; NULL: either). */
+int lb_runfile_read_kind(const char *path, const char *kind, struct lb_runfile **out);
 
 /* Iterate the arrays under a group prefix (for checkpoints of many tensors). */
 typedef int (*lb_runfile_visit_fn)(const char *path, enum lb_dtype dt, int rank,

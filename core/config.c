@@ -80,6 +80,28 @@ static const cyaml_strval_t sched_strings[] = {
 	{"cosine", LB_SCHED_COSINE},
 };
 
+static const cyaml_strval_t qmethod_strings[] = {
+	{"none", LB_QM_NONE},     {"uniform", LB_QM_UNIFORM}, {"dorefa", LB_QM_DOREFA},
+	{"wrpn", LB_QM_WRPN},     {"pact", LB_QM_PACT},       {"lsq", LB_QM_LSQ},
+	{"sr", LB_QM_SR},         {"rq", LB_QM_RQ},           {"rq-st", LB_QM_RQ_ST},
+	{"srq", LB_QM_SRQ},       {"inherit", LB_QM_INHERIT},
+};
+
+static const cyaml_strval_t granularity_strings[] = {
+	{"element", LB_DROPBITS_ELEMENT},
+	{"layer", LB_DROPBITS_LAYER},
+};
+
+static const cyaml_strval_t gate_forward_strings[] = {
+	{"hard", LB_GATE_FWD_HARD},
+	{"relaxed", LB_GATE_FWD_RELAXED},
+};
+
+static const cyaml_strval_t pact_grad_strings[] = {
+	{"paper", LB_PACT_GRAD_PAPER},
+	{"lsq", LB_PACT_GRAD_LSQ},
+};
+
 #define N_OF(a) ((uint32_t)CYAML_ARRAY_LEN(a))
 
 /* ---- the schema: the only place keys are named ---- */
@@ -193,6 +215,78 @@ static const cyaml_schema_field_t schedule_fields[] = {
 	CYAML_FIELD_END
 };
 
+static const cyaml_schema_field_t quantizer_fields[] = {
+	CYAML_FIELD_ENUM("method", STRICT_ENUM, struct lb_quantizer_cfg, method, qmethod_strings,
+			 N_OF(qmethod_strings)),
+	CYAML_FIELD_UINT("bits", OPT, struct lb_quantizer_cfg, bits),
+	CYAML_FIELD_BOOL("per_channel", OPT, struct lb_quantizer_cfg, per_channel),
+	CYAML_FIELD_BOOL("clipped_ste", OPT, struct lb_quantizer_cfg, clipped_ste),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t qlayer_fields[] = {
+	STR("match", struct lb_quant_layer_cfg, match),
+	CYAML_FIELD_ENUM("weights_method", STRICT_ENUM, struct lb_quant_layer_cfg, weights_method,
+			 qmethod_strings, N_OF(qmethod_strings)),
+	CYAML_FIELD_UINT("weights_bits", OPT, struct lb_quant_layer_cfg, weights_bits),
+	CYAML_FIELD_ENUM("activations_method", STRICT_ENUM, struct lb_quant_layer_cfg,
+			 activations_method, qmethod_strings, N_OF(qmethod_strings)),
+	CYAML_FIELD_UINT("activations_bits", OPT, struct lb_quant_layer_cfg, activations_bits),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t qlayer_entry = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_FLOW, struct lb_quant_layer_cfg, qlayer_fields)
+};
+
+static const cyaml_schema_field_t rq_fields[] = {
+	FLT("temperature", struct lb_rq_cfg, temperature),
+	FLT("sigma_init", struct lb_rq_cfg, sigma_init),
+	FLT("sigma_min", struct lb_rq_cfg, sigma_min),
+	FLT("local_delta", struct lb_rq_cfg, local_delta),
+	FLT("ste_tau", struct lb_rq_cfg, ste_tau),
+	CYAML_FIELD_BOOL("tempered", OPT, struct lb_rq_cfg, tempered),
+	FLT("act_percentile", struct lb_rq_cfg, act_percentile),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t dropbits_fields[] = {
+	CYAML_FIELD_BOOL("enabled", OPT, struct lb_dropbits_cfg, enabled),
+	CYAML_FIELD_ENUM("granularity", STRICT_ENUM, struct lb_dropbits_cfg, granularity,
+			 granularity_strings, N_OF(granularity_strings)),
+	FLT("p_top", struct lb_dropbits_cfg, p_top),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t learn_bits_fields[] = {
+	CYAML_FIELD_BOOL("enabled", OPT, struct lb_learn_bits_cfg, enabled),
+	FLT("lambda", struct lb_learn_bits_cfg, lambda),
+	CYAML_FIELD_UINT("warmup_epochs", OPT, struct lb_learn_bits_cfg, warmup_epochs),
+	CYAML_FIELD_UINT("ramp_epochs", OPT, struct lb_learn_bits_cfg, ramp_epochs),
+	CYAML_FIELD_UINT("freeze_epoch", OPT, struct lb_learn_bits_cfg, freeze_epoch),
+	FLT("init_drop", struct lb_learn_bits_cfg, init_drop),
+	FLT("threshold", struct lb_learn_bits_cfg, threshold),
+	CYAML_FIELD_ENUM("gate_forward", STRICT_ENUM, struct lb_learn_bits_cfg, gate_forward,
+			 gate_forward_strings, N_OF(gate_forward_strings)),
+	CYAML_FIELD_BOOL("memory_weights", OPT, struct lb_learn_bits_cfg, memory_weights),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t quant_fields[] = {
+	CYAML_FIELD_MAPPING("weights", OPT, struct lb_quant_cfg, weights, quantizer_fields),
+	CYAML_FIELD_MAPPING("activations", OPT, struct lb_quant_cfg, activations, quantizer_fields),
+	CYAML_FIELD_SEQUENCE_COUNT("layers", OPT | CYAML_FLAG_POINTER, struct lb_quant_cfg, layers,
+				   n_layers, &qlayer_entry, 0, CYAML_UNLIMITED),
+	FLT("pact_alpha", struct lb_quant_cfg, pact_alpha),
+	CYAML_FIELD_ENUM("pact_grad", STRICT_ENUM, struct lb_quant_cfg, pact_grad,
+			 pact_grad_strings, N_OF(pact_grad_strings)),
+	CYAML_FIELD_BOOL("dorefa_through_max", OPT, struct lb_quant_cfg, dorefa_through_max),
+	CYAML_FIELD_BOOL("lsq_grad_scale", OPT, struct lb_quant_cfg, lsq_grad_scale),
+	CYAML_FIELD_MAPPING("rq", OPT, struct lb_quant_cfg, rq, rq_fields),
+	CYAML_FIELD_MAPPING("dropbits", OPT, struct lb_quant_cfg, dropbits, dropbits_fields),
+	CYAML_FIELD_MAPPING("learn_bits", OPT, struct lb_quant_cfg, learn_bits, learn_bits_fields),
+	CYAML_FIELD_END
+};
+
 static const cyaml_schema_field_t config_fields[] = {
 	STR("name", struct lb_config, name),
 	CYAML_FIELD_UINT("seed", OPT, struct lb_config, seed),
@@ -201,6 +295,7 @@ static const cyaml_schema_field_t config_fields[] = {
 	CYAML_FIELD_MAPPING("train", OPT, struct lb_config, train, train_fields),
 	CYAML_FIELD_MAPPING("optimizer", OPT, struct lb_config, optimizer, optimizer_fields),
 	CYAML_FIELD_MAPPING("schedule", OPT, struct lb_config, schedule, schedule_fields),
+	CYAML_FIELD_MAPPING("quant", OPT, struct lb_config, quant, quant_fields),
 	CYAML_FIELD_END
 };
 
@@ -264,6 +359,20 @@ static const char config_defaults[] =
 	"    milestones: []\n"
 	"    warmup_epochs: 0\n"
 	"    min_lr: 0\n"
+	"  quant:\n"
+	"    weights: {method: none, bits: 4, per_channel: false, clipped_ste: true}\n"
+	"    activations: {method: none, bits: 4, per_channel: false, clipped_ste: true}\n"
+	"    layers: []\n"
+	"    pact_alpha: 10\n"
+	"    pact_grad: paper\n"
+	"    dorefa_through_max: false\n"
+	"    lsq_grad_scale: true\n"
+	"    rq: {temperature: 2, sigma_init: 1, sigma_min: 1e-3, local_delta: 0, ste_tau: 1,\n"
+	"         tempered: false, act_percentile: 99.9}\n"
+	"    dropbits: {enabled: false, granularity: element, p_top: 0.2}\n"
+	"    learn_bits: {enabled: false, lambda: 0.01, warmup_epochs: 2, ramp_epochs: 2,\n"
+	"                 freeze_epoch: 0, init_drop: 0.05, threshold: 0.5, gate_forward: hard,\n"
+	"                 memory_weights: true}\n"
 	"dataset:\n"
 	"  fashion-mnist: {dir: /usr/share/datasets/fashion-mnist, augment: false}\n"
 	"  mnist: {dir: /usr/share/datasets/mnist, augment: false}\n"
@@ -272,7 +381,9 @@ static const char config_defaults[] =
 	"op:\n"
 	"  conv: {stride: 1}\n"
 	"layer: {out: 0, kernel: 0, stride: 0, pad: 0, bias: true, p: 0}\n"
-	"group: {lr_scale: 1, weight_decay: -1}\n";
+	"group: {lr_scale: 1, weight_decay: -1}\n"
+	"qlayer: {weights_method: inherit, weights_bits: 0, activations_method: inherit,\n"
+	"         activations_bits: 0}\n";
 
 /* ---- enum names ---- */
 
@@ -284,12 +395,19 @@ const char *lb_arch_name(enum lb_arch a)
 
 const char *lb_op_name(enum lb_op op)
 {
+	if (op == LB_OP_QUANT)
+		return "quant";
 	return lb_cyaml_strval_name(op_strings, N_OF(op_strings), op);
 }
 
 const char *lb_dataset_name(enum lb_dataset_kind d)
 {
 	return lb_cyaml_strval_name(dataset_strings, N_OF(dataset_strings), d);
+}
+
+const char *lb_qmethod_name(enum lb_qmethod q)
+{
+	return lb_cyaml_strval_name(qmethod_strings, N_OF(qmethod_strings), q);
 }
 
 /* ---- a small YAML tree with line numbers ---- */
@@ -902,6 +1020,11 @@ static int apply_defaults(struct load *ld)
 		for (size_t i = 0; i < groups->n; i++)
 			if (fill_missing(groups->e[i].val, map_get(ld->defaults, "group")))
 				return lb_error(LB_ERR_OOM, "out of memory");
+	struct node *ql = map_get(map_get(root, "quant"), "layers");
+	if (ql && ql->kind == NODE_SEQ)
+		for (size_t i = 0; i < ql->n; i++)
+			if (fill_missing(ql->e[i].val, map_get(ld->defaults, "qlayer")))
+				return lb_error(LB_ERR_OOM, "out of memory");
 	return LB_OK;
 }
 
@@ -1269,6 +1392,236 @@ static int check_layers(const struct load *ld, const struct lb_model_cfg *m)
 	return LB_OK;
 }
 
+/* 1 when the user gave (in the file or a --set) a value at or under path
+ * that differs from the built-in default (so a canonical dump, which writes
+ * every key, does not count as setting anything). */
+static int same_scalar(const char *a, const char *b)
+{
+	char *ea, *eb;
+	if (strcmp(a, b) == 0)
+		return 1;
+	double x = strtod(a, &ea), y = strtod(b, &eb);
+	return ea != a && eb != b && !*ea && !*eb && (float)x == (float)y;
+}
+
+static int node_changed(const struct node *n, const struct node *def)
+{
+	if (!n)
+		return 0;
+	if (n->kind == NODE_SCALAR)
+		return n->origin != FROM_DEFAULT &&
+		       (!def || def->kind != NODE_SCALAR || !same_scalar(n->text, def->text));
+	for (size_t i = 0; i < n->n; i++) {
+		const struct node *d = NULL;
+		if (def && def->kind == NODE_MAP && n->kind == NODE_MAP)
+			d = map_get(def, n->e[i].key);
+		if (node_changed(n->e[i].val, d))
+			return 1;
+	}
+	return 0;
+}
+
+static int user_wrote(const struct load *ld, const char *path)
+{
+	return node_changed(tree_find(ld->root, path),
+			    tree_find(map_get(ld->defaults, "config"), path));
+}
+
+static int qm_weights_ok(enum lb_qmethod q)
+{
+	return q != LB_QM_PACT && q != LB_QM_INHERIT;
+}
+
+static int qm_acts_ok(enum lb_qmethod q)
+{
+	return q != LB_QM_SR && q != LB_QM_INHERIT;
+}
+
+/* Bits allowed for a method: [lo, hi]. */
+static void qm_bits_range(enum lb_qmethod q, int is_act, unsigned *lo, unsigned *hi)
+{
+	*lo = 1;
+	*hi = 16;
+	switch (q) {
+	case LB_QM_RQ:
+	case LB_QM_RQ_ST:
+	case LB_QM_SRQ:
+		*hi = 8; /* LB_RQ_MAX_BITS: 2^b grid points per element */
+		if (!is_act)
+			*lo = 2;
+		break;
+	case LB_QM_WRPN:
+		if (!is_act)
+			*lo = 2;
+		break;
+	case LB_QM_UNIFORM:
+	case LB_QM_LSQ:
+	case LB_QM_SR:
+		if (!is_act)
+			*lo = 2;
+		break;
+	default:
+		break;
+	}
+}
+
+static int check_qbits(const struct load *ld, const char *key, enum lb_qmethod q, unsigned bits,
+		       int is_act)
+{
+	unsigned lo, hi;
+	if (q == LB_QM_NONE || q == LB_QM_INHERIT)
+		return LB_OK;
+	qm_bits_range(q, is_act, &lo, &hi);
+	if (bits < lo || bits > hi)
+		return bad(ld, key, "%u is out of range for %s %s (allowed: %u to %u)", bits,
+			   lb_qmethod_name(q), is_act ? "activations" : "weights", lo, hi);
+	return LB_OK;
+}
+
+/* Does any quantizer (section default or layer entry) use method q? */
+static int q_uses(const struct lb_quant_cfg *q, int weights, int acts, const enum lb_qmethod *m,
+		  int nm)
+{
+	for (int k = 0; k < nm; k++) {
+		if ((weights && q->weights.method == m[k]) || (acts && q->activations.method == m[k]))
+			return 1;
+		for (unsigned i = 0; i < q->n_layers; i++)
+			if ((weights && q->layers[i].weights_method == m[k]) ||
+			    (acts && q->layers[i].activations_method == m[k]))
+				return 1;
+	}
+	return 0;
+}
+
+static int validate_quant(const struct load *ld, const struct lb_quant_cfg *q)
+{
+	static const enum lb_qmethod rq_family[] = {LB_QM_RQ, LB_QM_RQ_ST, LB_QM_SRQ};
+	static const enum lb_qmethod srq[] = {LB_QM_SRQ};
+	static const enum lb_qmethod pact[] = {LB_QM_PACT};
+	static const enum lb_qmethod dorefa[] = {LB_QM_DOREFA};
+	static const enum lb_qmethod lsq[] = {LB_QM_LSQ};
+	const char *wm = lb_qmethod_name(q->weights.method), *am = lb_qmethod_name(q->activations.method);
+	int rc;
+	if (!qm_weights_ok(q->weights.method))
+		return bad(ld, "quant.weights.method",
+			   "'%s' cannot quantize weights (allowed: none, uniform, dorefa, wrpn, lsq, sr, "
+			   "rq, rq-st, srq)", wm);
+	if (!qm_acts_ok(q->activations.method))
+		return bad(ld, "quant.activations.method",
+			   "'%s' cannot quantize activations (allowed: none, uniform, dorefa, wrpn, "
+			   "pact, lsq, rq, rq-st, srq)", am);
+	if ((rc = check_qbits(ld, "quant.weights.bits", q->weights.method, q->weights.bits, 0)) ||
+	    (rc = check_qbits(ld, "quant.activations.bits", q->activations.method,
+			      q->activations.bits, 1)))
+		return rc;
+	if (q->activations.per_channel)
+		return bad(ld, "quant.activations.per_channel",
+			   "activations are quantized per tensor (allowed: false)");
+	if (q->weights.per_channel && q->weights.method != LB_QM_UNIFORM &&
+	    q->weights.method != LB_QM_LSQ && q->weights.method != LB_QM_NONE)
+		return bad(ld, "quant.weights.per_channel",
+			   "%s has one scale per tensor (allowed: true only with uniform or lsq)", wm);
+	for (unsigned i = 0; i < q->n_layers; i++) {
+		const struct lb_quant_layer_cfg *l = &q->layers[i];
+		char k[96];
+		if (!l->match || !l->match[0]) {
+			snprintf(k, sizeof k, "quant.layers[%u]", i);
+			return bad(ld, k, "missing key 'match' (allowed: a glob on conv/linear layer "
+				   "names, e.g. \"conv*\" or fc2)");
+		}
+		enum lb_qmethod w = l->weights_method == LB_QM_INHERIT ? q->weights.method : l->weights_method;
+		enum lb_qmethod a = l->activations_method == LB_QM_INHERIT ? q->activations.method
+									   : l->activations_method;
+		snprintf(k, sizeof k, "quant.layers[%u].weights_method", i);
+		if (l->weights_method != LB_QM_INHERIT && !qm_weights_ok(w))
+			return bad(ld, k, "'%s' cannot quantize weights (allowed: inherit, none, uniform, "
+				   "dorefa, wrpn, lsq, sr, rq, rq-st, srq)", lb_qmethod_name(w));
+		snprintf(k, sizeof k, "quant.layers[%u].activations_method", i);
+		if (l->activations_method != LB_QM_INHERIT && !qm_acts_ok(a))
+			return bad(ld, k, "'%s' cannot quantize activations (allowed: inherit, none, "
+				   "uniform, dorefa, wrpn, pact, lsq, rq, rq-st, srq)", lb_qmethod_name(a));
+		snprintf(k, sizeof k, "quant.layers[%u].weights_bits", i);
+		if ((rc = check_qbits(ld, k, w, l->weights_bits ? l->weights_bits : q->weights.bits, 0)))
+			return rc;
+		snprintf(k, sizeof k, "quant.layers[%u].activations_bits", i);
+		if ((rc = check_qbits(ld, k, a, l->activations_bits ? l->activations_bits
+								     : q->activations.bits, 1)))
+			return rc;
+		if (l->weights_bits && w == LB_QM_NONE) {
+			snprintf(k, sizeof k, "quant.layers[%u].weights_bits", i);
+			return bad(ld, k, "set for a layer whose weights are not quantized (allowed: "
+				   "also set weights_method, or quant.weights.method)");
+		}
+		if (l->activations_bits && a == LB_QM_NONE) {
+			snprintf(k, sizeof k, "quant.layers[%u].activations_bits", i);
+			return bad(ld, k, "set for a layer whose activations are not quantized "
+				   "(allowed: also set activations_method, or quant.activations.method)");
+		}
+	}
+	/* settings of one method need that method somewhere */
+	if (user_wrote(ld, "quant.rq") && !q_uses(q, 1, 1, rq_family, 3))
+		return bad(ld, "quant.rq", "set, but no quantizer uses rq, rq-st or srq (allowed: "
+			   "only with one of those methods)");
+	if ((user_wrote(ld, "quant.pact_alpha") || user_wrote(ld, "quant.pact_grad")) &&
+	    !q_uses(q, 0, 1, pact, 1))
+		return bad(ld, user_wrote(ld, "quant.pact_alpha") ? "quant.pact_alpha" : "quant.pact_grad",
+			   "set, but no activations use pact (allowed: only with activations method pact)");
+	if (user_wrote(ld, "quant.dorefa_through_max") && !q_uses(q, 1, 0, dorefa, 1))
+		return bad(ld, "quant.dorefa_through_max",
+			   "set, but no weights use dorefa (allowed: only with weights method dorefa)");
+	if (user_wrote(ld, "quant.lsq_grad_scale") && !q_uses(q, 1, 1, lsq, 1))
+		return bad(ld, "quant.lsq_grad_scale",
+			   "set, but no quantizer uses lsq (allowed: only with method lsq)");
+	if (q->dropbits.enabled && !q_uses(q, 1, 0, srq, 1))
+		return bad(ld, "quant.dropbits.enabled",
+			   "DropBits needs weights quantized with srq (allowed: false, or set "
+			   "quant.weights.method: srq)");
+	if (q->learn_bits.enabled && !q_uses(q, 1, 0, srq, 1))
+		return bad(ld, "quant.learn_bits.enabled",
+			   "learned bit-widths need weights quantized with srq (allowed: false, or set "
+			   "quant.weights.method: srq)");
+	if (!q->dropbits.enabled && user_wrote(ld, "quant.dropbits") &&
+	    (user_wrote(ld, "quant.dropbits.p_top") || user_wrote(ld, "quant.dropbits.granularity")))
+		return bad(ld, "quant.dropbits", "settings given but DropBits is off (allowed: add "
+			   "quant.dropbits.enabled: true)");
+	if (!(q->pact_alpha > 0.0f))
+		return bad(ld, "quant.pact_alpha", "%g is out of range (allowed: > 0)", (double)q->pact_alpha);
+	if (!(q->rq.temperature > 0.0f))
+		return bad(ld, "quant.rq.temperature", "%g is out of range (allowed: > 0)",
+			   (double)q->rq.temperature);
+	if (!(q->rq.sigma_init > 0.0f))
+		return bad(ld, "quant.rq.sigma_init", "%g is out of range (allowed: > 0)",
+			   (double)q->rq.sigma_init);
+	if (!(q->rq.sigma_min > 0.0f && q->rq.sigma_min <= q->rq.sigma_init))
+		return bad(ld, "quant.rq.sigma_min", "%g is out of range (allowed: 0 < sigma_min <= "
+			   "sigma_init %g)", (double)q->rq.sigma_min, (double)q->rq.sigma_init);
+	if (!(q->rq.local_delta >= 0.0f))
+		return bad(ld, "quant.rq.local_delta", "%g is out of range (allowed: >= 0; 0 = full grid)",
+			   (double)q->rq.local_delta);
+	if (!(q->rq.ste_tau > 0.0f))
+		return bad(ld, "quant.rq.ste_tau", "%g is out of range (allowed: > 0)", (double)q->rq.ste_tau);
+	if (!(q->rq.act_percentile > 0.0f && q->rq.act_percentile <= 100.0f))
+		return bad(ld, "quant.rq.act_percentile", "%g is out of range (allowed: 0 < p <= 100)",
+			   (double)q->rq.act_percentile);
+	if (!(q->dropbits.p_top >= 0.0f && q->dropbits.p_top < 1.0f))
+		return bad(ld, "quant.dropbits.p_top", "%g is out of range (allowed: 0 <= p_top < 1)",
+			   (double)q->dropbits.p_top);
+	if (!(q->learn_bits.lambda >= 0.0f))
+		return bad(ld, "quant.learn_bits.lambda", "%g is out of range (allowed: >= 0)",
+			   (double)q->learn_bits.lambda);
+	if (!(q->learn_bits.init_drop > 0.0f && q->learn_bits.init_drop < 1.0f))
+		return bad(ld, "quant.learn_bits.init_drop", "%g is out of range (allowed: 0 < p0 < 1)",
+			   (double)q->learn_bits.init_drop);
+	if (!(q->learn_bits.threshold >= 0.0f && q->learn_bits.threshold < 1.0f))
+		return bad(ld, "quant.learn_bits.threshold", "%g is out of range (allowed: 0 <= t < 1)",
+			   (double)q->learn_bits.threshold);
+	if (q->learn_bits.freeze_epoch && q->learn_bits.freeze_epoch <= q->learn_bits.warmup_epochs)
+		return bad(ld, "quant.learn_bits.freeze_epoch",
+			   "%u is not after the warm-up (allowed: 0 = never, or > warmup_epochs %u)",
+			   q->learn_bits.freeze_epoch, q->learn_bits.warmup_epochs);
+	return LB_OK;
+}
+
 static int validate(const struct load *ld, const struct lb_config *c)
 {
 	const struct lb_model_cfg *m = &c->model;
@@ -1386,7 +1739,7 @@ static int validate(const struct load *ld, const struct lb_config *c)
 			   (double)s->warmup_epochs);
 	if (!(s->min_lr >= 0.0f))
 		return bad(ld, "schedule.min_lr", "%g is out of range (allowed: >= 0)", (double)s->min_lr);
-	return LB_OK;
+	return validate_quant(ld, &c->quant);
 }
 
 /* ---- load ---- */

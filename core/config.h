@@ -37,6 +37,7 @@ enum lb_op {
 	LB_OP_FLATTEN,
 	LB_OP_ADD,
 	LB_OP_DROPOUT,
+	LB_OP_QUANT, /* activation quantizer inserted by the model (not a YAML op) */
 	LB_OP__COUNT
 };
 
@@ -131,6 +132,90 @@ struct lb_schedule_cfg {
 	float min_lr;          /* cosine floor */
 };
 
+/* ---- quantization (docs/config.md "quant", docs/methods/) ---- */
+
+/* Quantizer methods. Weights: uniform, dorefa, wrpn, lsq, sr, rq, rq-st,
+ * srq; activations: uniform, dorefa, wrpn, pact, lsq, rq, rq-st, srq.
+ * inherit (per-layer entries only): take the section default. */
+enum lb_qmethod {
+	LB_QM_NONE,
+	LB_QM_UNIFORM,
+	LB_QM_DOREFA,
+	LB_QM_WRPN,
+	LB_QM_PACT,
+	LB_QM_LSQ,
+	LB_QM_SR,
+	LB_QM_RQ,
+	LB_QM_RQ_ST,
+	LB_QM_SRQ,
+	LB_QM_INHERIT
+};
+
+enum lb_dropbits_granularity { LB_DROPBITS_ELEMENT, LB_DROPBITS_LAYER };
+enum lb_gate_forward_cfg { LB_GATE_FWD_HARD, LB_GATE_FWD_RELAXED };
+enum lb_pact_grad_cfg { LB_PACT_GRAD_PAPER, LB_PACT_GRAD_LSQ };
+
+/* One quantizer: the weights of every conv/linear layer, or the activation
+ * entering every conv/linear layer that does not read the network input. */
+struct lb_quantizer_cfg {
+	enum lb_qmethod method;  /* none */
+	unsigned bits;           /* 4 */
+	bool per_channel;        /* weights, uniform/lsq: one scale per output channel */
+	bool clipped_ste;        /* uniform/sr: STE zero outside the clipping range (true) */
+};
+
+/* Per-layer override; the first entry whose glob matches a layer wins. */
+struct lb_quant_layer_cfg {
+	char *match;                    /* glob on conv/linear layer names: "conv*", "fc2" */
+	enum lb_qmethod weights_method; /* inherit */
+	unsigned weights_bits;          /* 0 = inherit */
+	enum lb_qmethod activations_method;
+	unsigned activations_bits;
+};
+
+struct lb_rq_cfg {
+	float temperature;   /* RQ concrete temperature lambda (2) */
+	float sigma_init;    /* sigma = sigma_init * alpha at initialisation (1) */
+	float sigma_min;     /* sigma >= sigma_min * alpha after every step (1e-3) */
+	float local_delta;   /* local grid +-delta sigma (0 = full grid) */
+	float ste_tau;       /* SRQ multi-class STE temperature (1 = identity STE) */
+	bool tempered;       /* SRQ backward through softmax(log pi / tau) (false) */
+	float act_percentile; /* activation alpha init: this percentile of the calibration
+			       * activations / (2^b - 1) (99.9) */
+};
+
+struct lb_dropbits_cfg {
+	bool enabled;        /* false; weights with method srq only */
+	enum lb_dropbits_granularity granularity; /* element */
+	float p_top;         /* drop rate of the top bit level; level k: p_top 2^(k-bits) (0.2) */
+};
+
+struct lb_learn_bits_cfg {
+	bool enabled;        /* false; weights with method srq only */
+	float lambda;        /* bit-cost regulariser weight (0.01) */
+	unsigned warmup_epochs; /* gates held on (2) */
+	unsigned ramp_epochs;   /* lambda ramps linearly from 0 over these epochs (2) */
+	unsigned freeze_epoch;  /* after this epoch the learned bits are frozen (0 = never) */
+	float init_drop;     /* initial drop rate p0: log a = log((1-p0)/p0) (0.05) */
+	float threshold;     /* level k kept when the test-time Zbar_k >= threshold (0.5) */
+	enum lb_gate_forward_cfg gate_forward; /* hard */
+	bool memory_weights; /* c_l = #W_l / #W (true); false: c_l = 1 */
+};
+
+struct lb_quant_cfg {
+	struct lb_quantizer_cfg weights;
+	struct lb_quantizer_cfg activations;
+	struct lb_quant_layer_cfg *layers;
+	unsigned n_layers;
+	float pact_alpha;    /* PACT clip initial value (10) */
+	enum lb_pact_grad_cfg pact_grad; /* paper */
+	bool dorefa_through_max; /* DoReFa weights: differentiate M = max|tanh w| (false) */
+	bool lsq_grad_scale; /* LSQ step gradient scale 1/sqrt(n Q_P) (true) */
+	struct lb_rq_cfg rq;
+	struct lb_dropbits_cfg dropbits;
+	struct lb_learn_bits_cfg learn_bits;
+};
+
 struct lb_config {
 	char *name;            /* run name (used in the run file name) */
 	uint64_t seed;
@@ -139,6 +224,7 @@ struct lb_config {
 	struct lb_train_cfg train;
 	struct lb_optimizer_cfg optimizer;
 	struct lb_schedule_cfg schedule;
+	struct lb_quant_cfg quant;
 };
 
 /* Load a config file, apply `--set key=value` overrides (dotted keys such as
@@ -172,5 +258,6 @@ int lb_config_flatten(const struct lb_config *cfg,
 const char *lb_arch_name(enum lb_arch a);
 const char *lb_op_name(enum lb_op op);
 const char *lb_dataset_name(enum lb_dataset_kind d);
+const char *lb_qmethod_name(enum lb_qmethod q);
 
 #endif

@@ -54,8 +54,11 @@ uint64_t lb_rng_derive(uint64_t seed, uint64_t value);
 /* Helpers that convert raw words. */
 static inline float lb_u32_to_unit_float(uint32_t x)
 {
-	/* 24 random bits, centred in their bucket: never 0 or 1. */
-	return ((float)(x >> 8) + 0.5f) * (1.0f / 16777216.0f);
+	/* 24 random bits, centred in their bucket; never 0 or 1: the top
+	 * bucket's centre 1 - 2^-25 is not a float and would round to 1, so it
+	 * maps to the float below 1. */
+	float u = ((float)(x >> 8) + 0.5f) * (1.0f / 16777216.0f);
+	return u < 1.0f ? u : 0x1.fffffep-1f;
 }
 
 #endif

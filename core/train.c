@@ -26,6 +26,7 @@
 #include "log.h"
 #include "models/model.h"
 #include "optim/optim.h"
+#include "quant/qmodel.h"
 #include "rng.h"
 #include "train.h"
 #include "util.h"
@@ -57,6 +58,7 @@ struct run {
 	double *shard_stats; /* (S, 2): loss and hits of every shard of the step */
 	float *bn_stats; /* (S, bn_stats_floats) */
 	double comm_seconds; /* time in gradient exchange this epoch */
+	double penalty_sum;  /* bit-cost regulariser summed over this epoch's steps */
 };
 
 /* ---- data ---- */
@@ -272,6 +274,82 @@ static int put_tensors(struct run *r, const char *prefix, const float *block,
 	return LB_OK;
 }
 
+/* quant/layer_names: the conv/linear layers in network order (the columns
+ * of metrics/w_bits and metrics/a_bits). */
+static int record_quant_layers(struct run *r)
+{
+	const struct lb_model *m = r->model;
+	int L = lb_model_quant_layers(m, NULL, NULL, NULL, NULL, NULL);
+	const char **names = calloc((size_t)L + 1, sizeof *names);
+	if (!names)
+		return lb_error(LB_ERR_OOM, "out of memory");
+	lb_model_quant_layers(m, names, NULL, NULL, NULL, NULL);
+	int rc = lb_runfile_put_strings(r->rf, "quant/layer_names", names, L);
+	free(names);
+	return rc;
+}
+
+/* Per-epoch quantization metrics (methods.md 6.8) and the bits in force,
+ * kept current in quant/learned_w_bits for stages that retrain at them. */
+static int record_quant_epoch(struct run *r, double penalty)
+{
+	const struct lb_model *m = r->model;
+	int L = lb_model_quant_layers(m, NULL, NULL, NULL, NULL, NULL);
+	int *wb = calloc((size_t)L + 1, sizeof *wb), *ab = calloc((size_t)L + 1, sizeof *ab);
+	double *row = calloc((size_t)L + 1, sizeof *row);
+	int64_t *wb64 = calloc((size_t)L + 1, sizeof *wb64);
+	struct lb_quant_summary qs;
+	int rc = LB_OK;
+	if (!wb || !ab || !row || !wb64) {
+		rc = lb_error(LB_ERR_OOM, "out of memory");
+		goto out;
+	}
+	lb_model_quant_layers(m, NULL, NULL, NULL, wb, ab);
+	lb_model_quant_summary(m, &qs);
+	for (int l = 0; l < L; l++)
+		row[l] = wb[l], wb64[l] = wb[l];
+	rc = lb_runfile_append(r->rf, "metrics/w_bits", row, L);
+	for (int l = 0; l < L; l++)
+		row[l] = ab[l];
+	rc = rc ? rc : lb_runfile_append(r->rf, "metrics/a_bits", row, L);
+	rc = rc ? rc : lb_runfile_append(r->rf, "metrics/avg_w_bits", &qs.avg_w_bits, 1);
+	rc = rc ? rc : lb_runfile_append(r->rf, "metrics/avg_a_bits", &qs.avg_a_bits, 1);
+	rc = rc ? rc : lb_runfile_append(r->rf, "metrics/size_bytes", &qs.size_bytes, 1);
+	rc = rc ? rc : lb_runfile_append(r->rf, "metrics/compression", &qs.compression, 1);
+	rc = rc ? rc : lb_runfile_append(r->rf, "metrics/bops", &qs.bops, 1);
+	rc = rc ? rc : lb_runfile_append(r->rf, "metrics/bits_penalty", &penalty, 1);
+	uint64_t dims[1] = {(uint64_t)L};
+	rc = rc ? rc : lb_runfile_put_array(r->rf, "quant/learned_w_bits", LB_DT_I64, 1, dims, wb64);
+	if (!rc && m->q) {
+		/* RQ/SRQ grids: alpha and sigma of every weight quantizer that has them */
+		for (int l = 0, i = 1; i < m->n_nodes; i++) {
+			const struct lb_node *nd = &m->nodes[i];
+			if (nd->op != LB_OP_CONV && nd->op != LB_OP_LINEAR)
+				continue;
+			const struct lb_qstate *q = nd->wq;
+			int grid = q && q->p_b >= 0;
+			row[l] = grid ? exp(m->w[m->params[q->p_a].offset]) : NAN;
+			wb[l] = grid;
+			l++;
+		}
+		int any = 0;
+		for (int l = 0; l < L; l++)
+			any |= wb[l];
+		if (any)
+			rc = lb_runfile_append(r->rf, "metrics/w_alpha", row, L);
+	}
+	if (!rc)
+		lb_log(LB_LOG_INFO, "quant: avg weight bits %.3f, avg activation bits %.2f, %.0f bytes "
+		       "(%.1fx), %.4g BOPs/sample%s", qs.avg_w_bits, qs.avg_a_bits, qs.size_bytes,
+		       qs.compression, qs.bops, penalty > 0 ? "" : "");
+out:
+	free(wb);
+	free(ab);
+	free(row);
+	free(wb64);
+	return rc;
+}
+
 static int put_block(struct lb_runfile *rf, const char *path, const float *v, size_t n)
 {
 	uint64_t dims[1] = {(uint64_t)n};
@@ -394,6 +472,11 @@ static int open_runfile(struct run *r, const struct lb_train_opts *opts, int wor
 	rc = rc ? rc : lb_runfile_set_attr_str(r->rf, "", "started_at", now);
 	/* θ0: the initial parameters, kept for rewinding (lottery-ticket stages). */
 	rc = rc ? rc : put_block(r->rf, "init/params", r->model->w, r->model->n_weights);
+	rc = rc ? rc : put_tensors(r, "init/weights", r->model->w, r->model->params,
+				   r->model->n_params);
+	rc = rc ? rc : put_tensors(r, "init/buffers", r->model->buf, r->model->buffers,
+				   r->model->n_buffers);
+	rc = rc ? rc : record_quant_layers(r);
 	rc = rc ? rc : lb_runfile_set_axis(r->rf, "metrics", "epoch");
 	rc = rc ? rc : checkpoint(r, 0);
 	return rc;
@@ -412,6 +495,7 @@ static int evaluate(struct run *r, const struct lb_dataset *ds, double *loss, do
 	int32_t *idx = r->perm; /* reuse: the next epoch redraws its permutation first */
 	if (!st)
 		return lb_error(LB_ERR_OOM, "out of memory");
+	lb_model_quant_begin(m, 0, 0);
 	for (int c = r->rank; c < n_chunks; c += r->world) {
 		int start = c * m->B_max;
 		int B = ds->n - start < m->B_max ? ds->n - start : m->B_max;
@@ -451,7 +535,7 @@ static void fmt_eta(char *buf, size_t n, double s)
 static void pairwise_push(struct run *r, int j, int *top)
 {
 	struct lb_model *m = r->model;
-	size_t n = m->n_weights;
+	size_t n = m->n_grad;
 	int level = 0;
 	while (*top > 0 && r->stack_level[*top - 1] == level) {
 		const float *left = r->stack[*top - 1];
@@ -474,6 +558,7 @@ static int train_step(struct run *r, int epoch, int s, double *loss, double *hit
 	struct lb_model *m = r->model;
 	int B = (int)cfg->train.batch, S = (int)cfg->train.shards, Bs = r->B_shard, top = 0, rc;
 	lb_model_zero_grad(m);
+	lb_model_quant_begin(m, 1, (uint32_t)r->step);
 	for (int j = 0; j < r->count; j++) {
 		int sh = r->first + j;
 		const int32_t *idx = r->perm + (size_t)s * B + (size_t)sh * Bs;
@@ -494,8 +579,8 @@ static int train_step(struct run *r, int epoch, int s, double *loss, double *hit
 	m->bn_stats = NULL;
 	if (r->world > 1) {
 		double t0 = lb_now();
-		rc = r->deterministic ? lb_comm_tree_sum(r->comm, m->g, r->tmp, m->n_weights)
-				      : lb_comm_allreduce_sum(r->comm, m->g, m->n_weights);
+		rc = r->deterministic ? lb_comm_tree_sum(r->comm, m->g, r->tmp, m->n_grad)
+				      : lb_comm_allreduce_sum(r->comm, m->g, m->n_grad);
 		if (rc)
 			return rc;
 		/* every rank gets every shard's loss and BN statistics, in shard order */
@@ -508,6 +593,7 @@ static int train_step(struct run *r, int epoch, int s, double *loss, double *hit
 	}
 	if (m->bn_stats_floats)
 		lb_model_apply_bn_stats(m, r->bn_stats, S);
+	r->penalty_sum += lb_model_quant_weights_backward(m);
 	for (int sh = 0; sh < S; sh++) {
 		*loss += r->shard_stats[2 * sh];
 		*hits += r->shard_stats[2 * sh + 1];
@@ -525,6 +611,8 @@ static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opt
 	long seen = 0;
 	float lr = 0;
 	r->comm_seconds = 0;
+	r->penalty_sum = 0;
+	lb_model_quant_epoch(m, epoch);
 	lb_rng_permutation(r->perm, r->train.n, cfg->seed, LB_RNG_ORDER, (uint32_t)epoch);
 	for (int s = 0; s < r->steps_per_epoch; s++) {
 		if (opts->crash_at_step && r->step + 1 == opts->crash_at_step) {
@@ -545,6 +633,7 @@ static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opt
 		lr = lb_schedule_lr(&cfg->schedule, cfg->optimizer.lr, cfg->train.epochs,
 				    (unsigned)epoch, (unsigned)s, (unsigned)r->steps_per_epoch);
 		lb_optim_step(r->opt, m->w, m->g, lr);
+		lb_model_quant_after_step(m);
 		r->step++;
 		if (!opts->quiet && cfg->train.log_every && (s + 1) % cfg->train.log_every == 0) {
 			double rate = seen / (lb_now() - t0);
@@ -677,11 +766,11 @@ static int setup_parallel(struct run *r)
 		if (!r->stack || !r->stack_level)
 			return lb_error(LB_ERR_OOM, "out of memory");
 		for (int i = 0; i < depth; i++)
-			if (!(r->stack[i] = lb_alloc(m->n_weights * sizeof(float))))
+			if (!(r->stack[i] = lb_alloc(m->n_grad * sizeof(float))))
 				return lb_error(LB_ERR_OOM, "out of memory for the gradient tree");
 	}
 	if (r->world > 1 && r->deterministic &&
-	    !(r->tmp = lb_alloc(m->n_weights * sizeof(float))))
+	    !(r->tmp = lb_alloc(m->n_grad * sizeof(float))))
 		return lb_error(LB_ERR_OOM, "out of memory");
 	return LB_OK;
 }
@@ -702,6 +791,122 @@ static void warn_oversubscription(struct run *r)
 		       "%d ranks x %u BLAS threads on a node with %ld cores: oversubscribed "
 		       "(lower train.threads)",
 		       local, threads, cores);
+}
+
+/* Copy the tensors called prefix/<name> of rf into the block; *missing
+ * counts the quantizer entries the file does not have. */
+static int load_named(const struct lb_runfile *rf, const char *file, const char *prefix,
+		      float *block, const struct lb_param *ps, int n, int *missing)
+{
+	char path[256];
+	for (int i = 0; i < n; i++) {
+		enum lb_dtype dt;
+		int rank;
+		uint64_t dims[4];
+		snprintf(path, sizeof path, "%s/%s", prefix, ps[i].name);
+		const void *v = lb_runfile_get_array(rf, path, &dt, &rank, dims);
+		int quant = (ps[i].flags & LB_PARAM_QUANT) || strstr(ps[i].name, "q.state");
+		if (!v) {
+			if (quant) {
+				(*missing)++;
+				continue;
+			}
+			return lb_error(LB_ERR_CONFIG,
+					"%s: no tensor '%s' to start from (the model of that run "
+					"differs from this one)",
+					file, path);
+		}
+		size_t count = 1;
+		for (int k = 0; k < rank; k++)
+			count *= dims[k];
+		if (dt != LB_DT_F32 || count != ps[i].count)
+			return lb_error(LB_ERR_CONFIG,
+					"%s: tensor '%s' has %zu values, this model's has %zu (the "
+					"models differ)",
+					file, path, (size_t)count, ps[i].count);
+		memcpy(block + ps[i].offset, v, count * sizeof(float));
+	}
+	return LB_OK;
+}
+
+/* Stage inputs (train.h): starting parameters from another run file, and
+ * weight bits fixed from a learned-bits run. Every rank reads the files. */
+static int stage_inputs(struct run *r, const struct lb_train_opts *opts)
+{
+	struct lb_model *m = r->model;
+	struct lb_runfile *rf = NULL;
+	int rc = LB_OK;
+	if (opts->init_from) {
+		int final = opts->init_snapshot == LB_SNAPSHOT_FINAL, missing = 0;
+		rc = lb_runfile_read(opts->init_from, &rf);
+		if (rc)
+			return lb_error_prefix(rc, "cannot start from '%s'", opts->init_from);
+		const char *status = lb_runfile_get_attr_str(rf, "", "status");
+		if (final && (!status || strcmp(status, "done") != 0)) {
+			rc = lb_error(LB_ERR_STATE,
+				      "%s: the run is not done (status %s); its final parameters do "
+				      "not exist yet",
+				      opts->init_from, status ? status : "missing");
+			goto out;
+		}
+		rc = load_named(rf, opts->init_from, final ? "final/weights" : "init/weights", m->w,
+				m->params, m->n_params, &missing);
+		rc = rc ? rc : load_named(rf, opts->init_from, final ? "final/buffers" : "init/buffers",
+					  m->buf, m->buffers, m->n_buffers, &missing);
+		if (rc)
+			goto out;
+		if (missing) /* an FP (or other-quantizer) run: initialise the quantizers anew */
+			lb_model_quant_init_params(m);
+		lb_runfile_free(rf);
+		rf = NULL;
+		lb_log(LB_LOG_INFO, "starting from the %s parameters of %s", final ? "final" : "initial",
+		       opts->init_from);
+	}
+	if (opts->bits_from) {
+		enum lb_dtype dt;
+		int rank;
+		uint64_t dims[4];
+		rc = lb_runfile_read(opts->bits_from, &rf);
+		if (rc)
+			return lb_error_prefix(rc, "cannot read learned bits from '%s'", opts->bits_from);
+		const int64_t *v = lb_runfile_get_array(rf, "quant/learned_w_bits", &dt, &rank, dims);
+		if (!v || dt != LB_DT_I64 || rank != 1) {
+			rc = lb_error(LB_ERR_CONFIG, "%s: no quant/learned_w_bits (not a quantized run)",
+				      opts->bits_from);
+			goto out;
+		}
+		int n = (int)dims[0], b[256];
+		if (n > 256)
+			n = 256;
+		for (int i = 0; i < n; i++)
+			b[i] = (int)v[i];
+		if (!m->q) {
+			rc = lb_error(LB_ERR_CONFIG, "bits_from needs a quantized model (set quant.weights)");
+			goto out;
+		}
+		rc = lb_model_quant_fix_bits(m, b, (int)dims[0]);
+		if (rc) {
+			lb_error_prefix(rc, "%s", opts->bits_from);
+			goto out;
+		}
+	}
+out:
+	lb_runfile_free(rf);
+	return rc;
+}
+
+/* Initialise the activation quantizers from the first B_max training
+ * samples (index order, no augmentation): the same batch on every rank. */
+static void calibrate(struct run *r)
+{
+	struct lb_model *m = r->model;
+	if (!m->q || !m->q->n_a)
+		return;
+	int B = r->train.n < m->B_max ? r->train.n : m->B_max;
+	for (int i = 0; i < B; i++)
+		r->perm[i] = i;
+	lb_data_batch(r->x, r->labels, &r->train, r->perm, B, &r->norm, NULL, 0, 0);
+	lb_model_quant_calibrate(m, B);
 }
 
 int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, MPI_Comm comm,
@@ -737,8 +942,12 @@ int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, 
 	if (!rc) {
 		lb_model_init_params(r.model, cfg->model.init, lb_rng_derive(cfg->seed, 1));
 		r.model->seed = lb_rng_derive(cfg->seed, 2);
-		rc = lb_optim_new(&cfg->optimizer, r.model, &r.opt);
+		if (r.model->q)
+			r.model->q->seed = lb_rng_derive(cfg->seed, 3);
+		rc = stage_inputs(&r, opts);
 	}
+	if (!rc)
+		rc = lb_optim_new(&cfg->optimizer, r.model, &r.opt);
 	if (!rc) {
 		int nperm = r.train.n > r.model->B_max ? r.train.n : r.model->B_max;
 		r.perm = malloc((size_t)nperm * sizeof *r.perm);
@@ -752,6 +961,7 @@ int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, 
 	if (rc)
 		goto out;
 	r.x = lb_model_input(r.model);
+	calibrate(&r);
 	rc = open_shared(&r, opts);
 	if (rc == 1) {
 		snprintf(res->path, sizeof res->path, "%s", r.path);
@@ -818,6 +1028,7 @@ int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, 
 			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/train_samples_per_s", &rate, 1);
 			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/comm_time_s", &comm_s, 1);
 			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/step", &(double){(double)r.step}, 1);
+			rc = rc ? rc : record_quant_epoch(&r, r.penalty_sum / (r.steps_per_epoch ? r.steps_per_epoch : 1));
 			if (!rc && last) {
 				char now[64];
 				iso_now(now, sizeof now);

@@ -19,4 +19,12 @@ struct lb_dummy_cfg {
 enum lb_trial_state lb_dummy_trial(int index, MPI_Comm group, void *ctx, char *msg,
 				   size_t msg_len);
 
+/* The fake run file of a dummy trial at path (kind "run", as a training run
+ * would leave it): status (done, diverged, or running for a failed or
+ * preempted trial), synthetic metrics (one epoch, test accuracy 0.5 +
+ * 0.001 index), final_test_acc when done, and the attribute dummy_attempts:
+ * 1 + its value in the file already there, so tests can see that a done
+ * trial is never run again. One writer: the group leader. */
+int lb_dummy_write_run(const char *path, int index, enum lb_trial_state state, const char *msg);
+
 #endif

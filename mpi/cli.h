@@ -13,6 +13,10 @@
 int lb_cmd_train(int argc, char **argv);
 int lb_cmd_validate(int argc, char **argv);
 int lb_cmd_plan(int argc, char **argv);
+int lb_cmd_sweep(int argc, char **argv);  /* mpi/cmd_sweep.c */
+int lb_cmd_trial(int argc, char **argv);
+int lb_cmd_status(int argc, char **argv);
+int lb_cmd_index(int argc, char **argv);
 
 /* Print "lowbit: error: <msg>" (rank 0 only unless every_rank). */
 void lb_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

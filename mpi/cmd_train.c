@@ -22,6 +22,12 @@ static const char usage[] =
 	"  -s, --set KEY=VALUE     override a config key, e.g. --set optimizer.lr=0.05\n"
 	"                          (repeatable; VALUE in YAML syntax: 0.1, adam, [60, 80])\n"
 	"  -r, --resume            continue DIR/<name>.h5 from its last checkpoint\n"
+	"      --stage-init RUN.h5:init|final\n"
+	"                          start from the initial (theta0) or final parameters\n"
+	"                          of another run (tensors matched by name; quantizer\n"
+	"                          parameters it lacks are initialised anew)\n"
+	"      --stage-bits RUN.h5 train at the weight bits learned by another run\n"
+	"                          (its quant/learned_w_bits); learning bits is off\n"
 	"      --print-config      print the resolved configuration (YAML) and exit\n"
 	"  -q, --quiet             only warnings, errors and the final line\n"
 	"  -h, --help              this text\n"
@@ -36,7 +42,10 @@ int lb_cmd_train(int argc, char **argv)
 	int n_sets = 0, resume = 0, print_config = 0, quiet = 0, status = LB_EXIT_ERROR;
 	long crash_at = 0;
 	struct lb_config *cfg = NULL;
-	enum { OPT_PRINT = 256, OPT_CRASH };
+	const char *init_from = NULL, *bits_from = NULL;
+	char init_path[4096];
+	int init_snapshot = LB_SNAPSHOT_INIT;
+	enum { OPT_PRINT = 256, OPT_CRASH, OPT_STAGE_INIT, OPT_STAGE_BITS };
 	static const struct option longopts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"set", required_argument, NULL, 's'},
@@ -45,6 +54,8 @@ int lb_cmd_train(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{"print-config", no_argument, NULL, OPT_PRINT},
 		{"debug-crash-at-step", required_argument, NULL, OPT_CRASH},
+		{"stage-init", required_argument, NULL, OPT_STAGE_INIT},
+		{"stage-bits", required_argument, NULL, OPT_STAGE_BITS},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -86,6 +97,25 @@ int lb_cmd_train(int argc, char **argv)
 			}
 			break;
 		}
+		case OPT_STAGE_INIT: {
+			const char *colon = strrchr(optarg, ':');
+			const char *snap = colon ? colon + 1 : "";
+			if (!colon || colon == optarg || (strcmp(snap, "init") && strcmp(snap, "final")) ||
+			    (size_t)(colon - optarg) >= sizeof init_path) {
+				lb_cli_error("--stage-init: '%s' is not a snapshot (allowed: init, final, "
+					     "as RUN.h5:init or RUN.h5:final)",
+					     snap);
+				status = LB_EXIT_USAGE;
+				goto out;
+			}
+			snprintf(init_path, sizeof init_path, "%.*s", (int)(colon - optarg), optarg);
+			init_from = init_path;
+			init_snapshot = strcmp(snap, "final") == 0 ? LB_SNAPSHOT_FINAL : LB_SNAPSHOT_INIT;
+			break;
+		}
+		case OPT_STAGE_BITS:
+			bits_from = optarg;
+			break;
 		case ':':
 			lb_cli_error("train: option '%s' needs a value (see lowbit train --help)",
 				     argv[optind - 1]);
@@ -128,7 +158,8 @@ int lb_cmd_train(int argc, char **argv)
 	if (quiet)
 		lb_log_set_level(LB_LOG_WARN);
 	struct lb_train_opts opts = {
-		.out_dir = out_dir, .resume = resume, .crash_at_step = crash_at, .quiet = quiet};
+		.out_dir = out_dir, .resume = resume, .crash_at_step = crash_at, .quiet = quiet,
+		.init_from = init_from, .init_snapshot = init_snapshot, .bits_from = bits_from};
 	struct lb_train_result res;
 	int rc = lb_train_run(cfg, &opts, MPI_COMM_WORLD, &res);
 	if (rc) {

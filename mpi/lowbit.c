@@ -32,6 +32,10 @@ static const char usage[] =
 	"  train CONFIG.yaml   train one model (data-parallel under mpirun)\n"
 	"  validate SPEC.yaml  check a sweep spec: every error with file:line:column\n"
 	"  plan SPEC.yaml      expand a sweep spec and list its trials\n"
+	"  sweep SPEC.yaml -o DIR   run a sweep (under mpirun: trials on groups of ranks)\n"
+	"  trial SPEC.yaml -o DIR --index N   one trial of a sweep (job arrays)\n"
+	"  status DIR          trials of a sweep folder by state\n"
+	"  index DIR           rebuild DIR/sweep.h5 from the trial files\n"
 	"  version             print versions\n"
 	"  help                this text\n"
 	"\n"
@@ -63,9 +67,17 @@ int main(int argc, char **argv)
 		status = lb_cmd_validate(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "plan")) {
 		status = lb_cmd_plan(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "sweep")) {
+		status = lb_cmd_sweep(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "trial")) {
+		status = lb_cmd_trial(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "status")) {
+		status = lb_cmd_status(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "index")) {
+		status = lb_cmd_index(argc - 1, argv + 1);
 	} else {
 		lb_cli_error("'%s' is not a lowbit command (commands: train, validate, plan, "
-			     "version, help)",
+			     "sweep, trial, status, index, version, help)",
 			     argv[1]);
 		status = LB_EXIT_USAGE;
 	}

@@ -9,6 +9,7 @@
 #include "err.h"
 #include "log.h"
 #include "models/model.h"
+#include "quant/qmodel.h"
 #include "rng.h"
 #include "util.h"
 
@@ -52,6 +53,12 @@ static int add_param(struct lb_model *m, int node, const char *suffix, unsigned 
 	p->fan_in = fan_in;
 	p->fan_out = fan_out;
 	return (*n)++;
+}
+
+int lb_model_add_param(struct lb_model *m, int node, const char *suffix, unsigned flags, int rank,
+		       const int *dims, int is_buffer)
+{
+	return add_param(m, node, suffix, flags, rank, dims, 0, 0, is_buffer);
 }
 
 static int infer_node(struct lb_model *m, int i, const struct lb_layer_spec *ls)
@@ -149,6 +156,7 @@ static int infer_node(struct lb_model *m, int i, const struct lb_layer_spec *ls)
 		break;
 	case LB_OP_RELU:
 	case LB_OP_RELU6:
+	case LB_OP_QUANT:
 		break;
 	default:
 		return lb_error(LB_ERR_CONFIG, "model: layer '%s': operation '%s' cannot be used here",
@@ -181,8 +189,10 @@ static void mark_inplace(struct lb_model *m)
 static int alloc_buffers(struct lb_model *m)
 {
 	size_t col_total = 0;
+	if (lb_qmodel_alloc(m))
+		return -1;
 	m->w = lb_alloc(m->n_weights * sizeof(float));
-	m->g = lb_alloc(m->n_weights * sizeof(float));
+	m->g = lb_alloc(m->n_grad * sizeof(float));
 	m->buf = lb_alloc(m->n_buffer_floats * sizeof(float));
 	m->probs = lb_alloc((size_t)m->B_max * m->n_classes * sizeof(float));
 	if (!m->w || !m->g || !m->buf || !m->probs)
@@ -282,6 +292,9 @@ int lb_model_build(const struct lb_config *cfg, int H, int W, int C, int n_class
 	rc = lb_arch_specs(&cfg->model, n_classes, &specs, &n_specs);
 	if (rc)
 		goto fail;
+	rc = lb_qmodel_expand_specs(&cfg->quant, &specs, &n_specs);
+	if (rc)
+		goto fail;
 	if (n_specs < 1) {
 		rc = lb_error(LB_ERR_CONFIG, "model: no layers");
 		goto fail;
@@ -353,6 +366,8 @@ int lb_model_build(const struct lb_config *cfg, int H, int W, int C, int n_class
 			}
 		}
 		rc = infer_node(m, i, ls);
+		if (!rc && (ls->op == LB_OP_CONV || ls->op == LB_OP_LINEAR || ls->op == LB_OP_QUANT))
+			rc = lb_qmodel_add_node(m, &cfg->quant, i);
 		if (rc)
 			goto fail;
 	}
@@ -393,6 +408,7 @@ void lb_model_free(struct lb_model *m)
 		lb_free(nd->rstd);
 		lb_free(nd->mask);
 	}
+	lb_qmodel_free(m);
 	free(m->nodes);
 	free(m->params);
 	free(m->buffers);
@@ -410,6 +426,10 @@ void lb_model_init_params(struct lb_model *m, enum lb_init init, uint64_t seed)
 	for (int pi = 0; pi < m->n_params; pi++) {
 		const struct lb_param *p = &m->params[pi];
 		float *v = m->w + p->offset;
+		if (p->flags & LB_PARAM_QUANT) {
+			memset(v, 0, p->count * sizeof *v); /* lb_model_quant_init_params */
+			continue;
+		}
 		if (p->flags & LB_PARAM_BN) {
 			float val = strstr(p->name, ".gamma") ? 1.0f : 0.0f;
 			for (size_t j = 0; j < p->count; j++)
@@ -450,11 +470,12 @@ void lb_model_init_params(struct lb_model *m, enum lb_init init, uint64_t seed)
 		for (size_t j = 0; j < p->count; j++)
 			m->buf[p->offset + j] = val;
 	}
+	lb_model_quant_init_params(m);
 }
 
 void lb_model_zero_grad(struct lb_model *m)
 {
-	memset(m->g, 0, m->n_weights * sizeof(float));
+	memset(m->g, 0, m->n_grad * sizeof(float));
 }
 
 float *lb_model_input(struct lb_model *m)
@@ -470,6 +491,18 @@ static const float *pw(const struct lb_model *m, int idx)
 static float *pg(const struct lb_model *m, int idx)
 {
 	return idx >= 0 ? m->g + m->params[idx].offset : NULL;
+}
+
+/* The weights a conv/linear layer computes with (quantized when it has a
+ * weight quantizer) and where their gradient goes. */
+static const float *node_w(const struct lb_model *m, const struct lb_node *nd)
+{
+	return nd->wq ? nd->wq->wq : pw(m, nd->w);
+}
+
+static float *node_gw(const struct lb_model *m, const struct lb_node *nd)
+{
+	return nd->wq ? m->g + nd->wq->gq : pg(m, nd->w);
 }
 
 double lb_model_forward(struct lb_model *m, int B, const int32_t *labels, int train,
@@ -488,7 +521,7 @@ double lb_model_forward(struct lb_model *m, int B, const int32_t *labels, int tr
 				lb_conv_shape_init(&s, Bc, in->H, in->W, in->C, nd->C, nd->K,
 						   nd->stride, nd->pad);
 				lb_conv2d_forward(nd->y + (size_t)b0 * nd->size, col,
-						  in->y + (size_t)b0 * in->size, pw(m, nd->w),
+						  in->y + (size_t)b0 * in->size, node_w(m, nd),
 						  pw(m, nd->b), &s);
 			}
 			/* backward may reuse col only after a single-chunk forward */
@@ -496,7 +529,7 @@ double lb_model_forward(struct lb_model *m, int B, const int32_t *labels, int tr
 			break;
 		}
 		case LB_OP_LINEAR:
-			lb_linear_forward(nd->y, in->y, pw(m, nd->w), pw(m, nd->b), B, (int)in->size,
+			lb_linear_forward(nd->y, in->y, node_w(m, nd), pw(m, nd->b), B, (int)in->size,
 					  nd->C);
 			break;
 		case LB_OP_MAXPOOL:
@@ -553,6 +586,9 @@ double lb_model_forward(struct lb_model *m, int B, const int32_t *labels, int tr
 			else
 				memcpy(nd->y, in->y, n * sizeof(float));
 			break;
+		case LB_OP_QUANT:
+			lb_qnode_forward(m, i, B, first_sample);
+			break;
 		case LB_OP_FLATTEN:
 		case LB_OP_INPUT:
 		default:
@@ -583,15 +619,15 @@ void lb_model_backward(struct lb_model *m, int B, const int32_t *labels, float s
 			lb_conv_shape_init(&s, B, in->H, in->W, in->C, nd->C, nd->K, nd->stride,
 					   nd->pad);
 			float *col = nd->col ? nd->col : m->work;
-			lb_conv2d_backward(dx, pg(m, nd->w), pg(m, nd->b), col, nd->col_fresh,
-					   nd->dy, in->y, pw(m, nd->w), &s);
+			lb_conv2d_backward(dx, node_gw(m, nd), pg(m, nd->b), col, nd->col_fresh,
+					   nd->dy, in->y, node_w(m, nd), &s);
 			if (dx) /* the workspace now holds dcol */
 				nd->col_fresh = 0;
 			break;
 		}
 		case LB_OP_LINEAR:
-			lb_linear_backward(dx, pg(m, nd->w), pg(m, nd->b), nd->dy, in->y,
-					   pw(m, nd->w), B, (int)in->size, nd->C);
+			lb_linear_backward(dx, node_gw(m, nd), pg(m, nd->b), nd->dy, in->y,
+					   node_w(m, nd), B, (int)in->size, nd->C);
 			break;
 		case LB_OP_MAXPOOL:
 			if (dx)
@@ -626,6 +662,9 @@ void lb_model_backward(struct lb_model *m, int B, const int32_t *labels, float s
 		}
 		case LB_OP_ADD:
 			lb_add_backward(dx, m->nodes[nd->in2].dy, nd->dy, n);
+			break;
+		case LB_OP_QUANT:
+			lb_qnode_backward(m, i, B);
 			break;
 		case LB_OP_DROPOUT:
 			if (dx) {

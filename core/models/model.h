@@ -27,8 +27,14 @@
 enum lb_param_flags {
 	LB_PARAM_WEIGHT = 1u << 0, /* conv/linear weight */
 	LB_PARAM_BIAS = 1u << 1,   /* conv/linear bias */
-	LB_PARAM_BN = 1u << 2      /* batch-norm gamma/beta */
+	LB_PARAM_BN = 1u << 2,     /* batch-norm gamma/beta */
+	LB_PARAM_QUANT = 1u << 3,  /* quantizer parameter (step, log alpha, gate logits): no
+				    * weight decay unless an optimizer group sets one */
+	LB_PARAM_QDECAY = 1u << 4  /* quantizer parameter that takes optimizer.weight_decay
+				    * (PACT alpha: the paper's L2 on alpha) */
 };
+
+struct lb_qstate; /* a quantizer attached to the model (core/quant/qmodel.h) */
 
 struct lb_param {
 	char name[64];     /* "conv1.weight", "fc2.bias", "layer1.0.bn1.gamma" */
@@ -63,6 +69,8 @@ struct lb_node {
 	uint8_t *mask;        /* dropout */
 	int64_t macs;         /* multiply-accumulates per sample (conv, linear) */
 	size_t bn_off;        /* bn: offset of this layer's (mean, var) in the shard statistics */
+	struct lb_qstate *wq; /* conv/linear: weight quantizer, or NULL (FP weights) */
+	struct lb_qstate *aq; /* quant node: its activation quantizer */
 };
 
 struct lb_model {
@@ -70,7 +78,10 @@ struct lb_model {
 	struct lb_node *nodes;
 	int n_params;
 	struct lb_param *params;
-	size_t n_weights;     /* floats in w/g */
+	size_t n_weights;     /* floats in w (parameters the optimizer updates) */
+	size_t n_grad;        /* floats in g: n_weights, then dL/d(quantized weights) of every
+			       * weight-quantized layer (reduced across shards and ranks with
+			       * the rest; lb_model_quant_weights_backward folds them into g) */
 	float *w, *g;
 	int n_buffers;
 	struct lb_param *buffers;
@@ -84,6 +95,7 @@ struct lb_model {
 	float bn_momentum, bn_eps;
 	uint64_t seed;        /* for dropout masks */
 	size_t bn_stats_floats; /* floats of batch-norm statistics per shard (2 C per BN layer) */
+	struct lb_qmodel *q;  /* quantization state (NULL: no quantizer configured) */
 	float *bn_stats;      /* when set, training forwards write each BN layer's batch mean
 			       * and unbiased variance here instead of updating the running
 			       * statistics; lb_model_apply_bn_stats applies them later in a
@@ -121,6 +133,12 @@ void lb_model_backward(struct lb_model *m, int B, const int32_t *labels, float s
  * bn_stats_floats (as written by training forwards with m->bn_stats set), in
  * block order: running = (1 - momentum) running + momentum batch. */
 void lb_model_apply_bn_stats(struct lb_model *m, const float *stats, int n_shards);
+
+/* For the quantizer wiring (core/quant/qmodel.c): add a parameter (or, with
+ * is_buffer, a buffer) "<node name>.<suffix>" of the given shape to the
+ * block being laid out. Returns its index, or -1 when out of memory. */
+int lb_model_add_param(struct lb_model *m, int node, const char *suffix, unsigned flags, int rank,
+		       const int *dims, int is_buffer);
 
 /* Index of the parameter called name, or -1. */
 int lb_model_find_param(const struct lb_model *m, const char *name);

@@ -55,6 +55,8 @@ int lb_optim_new(const struct lb_optimizer_cfg *cfg, const struct lb_model *m,
 	for (int pi = 0; pi < m->n_params; pi++) {
 		const struct lb_param *p = &m->params[pi];
 		float scale = 1.0f, wd = cfg->weight_decay;
+		if ((p->flags & LB_PARAM_QUANT) && !(p->flags & LB_PARAM_QDECAY))
+			wd = 0.0f; /* quantizer steps, grids and gate logits: no decay by default */
 		for (unsigned gi = 0; gi < cfg->n_groups; gi++) {
 			if (lb_glob_match(cfg->groups[gi].match, p->name)) {
 				scale = cfg->groups[gi].lr_scale;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT
  * Tests of core/rng.c, core/gemm.c, core/util.c, core/err.c. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,10 @@ static void test_rng(void)
 		s2 += (double)z * z;
 	}
 	ok(in_range, "rng: uniform in (0,1)");
+	/* the extreme words: the top bucket's centre is not a float below 1 */
+	ok(lb_u32_to_unit_float(0xffffffffu) < 1.0f && lb_u32_to_unit_float(0xffffff00u) < 1.0f &&
+		   lb_u32_to_unit_float(0) > 0.0f && -logf(-logf(lb_u32_to_unit_float(0xffffffffu))) < 20.0f,
+	   "rng: unit float of the extreme words is inside (0,1) (finite Gumbel noise)");
 	is_near(s / n, 0.5, 0.01, "rng: uniform mean");
 	is_near(s2 / n, 1.0, 0.02, "rng: normal variance");
 

@@ -13,7 +13,9 @@
 
 #include "config.h"
 #include "err.h"
+#include "analysis/runfile.h"
 #include "sweeps/spec.h"
+#include "sweeps/sweepdir.h"
 #include "../tap.h"
 
 /* Load and expand text named "t.yaml"; NULL plan (and a diag) on error. */
@@ -472,6 +474,194 @@ static void test_errors(void)
 		   "\nt.yaml:2:9: method", NULL);
 }
 
+#include "util.h"
+static void mkdir_p(const char *p)
+{
+	if (lb_mkdir_p(p))
+		diag("cannot create %s", p);
+}
+
+/* ---- the results folder (sweeps/sweepdir.h) and the sweep kind of runfile ---- */
+
+static void test_ranges(void)
+{
+	static const unsigned a[] = {3, 7, 8, 9}, b[] = {0, 1, 2, 5, 7, 8}, c[] = {4};
+	char *r;
+	r = lb_sweepdir_ranges(a, 4);
+	ok(r && !strcmp(r, "3,7-9"), "ranges: 3,7,8,9 -> 3,7-9 (%s)", r ? r : "NULL");
+	free(r);
+	r = lb_sweepdir_ranges(b, 6);
+	ok(r && !strcmp(r, "0-2,5,7-8"), "ranges: 0,1,2,5,7,8 -> 0-2,5,7-8 (%s)", r ? r : "NULL");
+	free(r);
+	r = lb_sweepdir_ranges(c, 1);
+	ok(r && !strcmp(r, "4"), "ranges: one index");
+	free(r);
+	r = lb_sweepdir_ranges(NULL, 0);
+	ok(r && !strcmp(r, ""), "ranges: none -> empty text");
+	free(r);
+}
+
+static char *scratch(void)
+{
+	char tmpl[] = "/tmp/lb-sweep-XXXXXX";
+	char *d = mkdtemp(tmpl);
+	return d ? strdup(d) : NULL;
+}
+
+static void test_plan_record(void)
+{
+	static const char *spec = "name: rec\n"
+				  "axes:\n"
+				  "  optimizer.lr: {values: [0.01, 0.02]}\n"
+				  "  model.arch: {values: [lenet5, lenet5-caffe]}\n"
+				  "stages:\n"
+				  "  - {name: pre, kind: train}\n"
+				  "  - {name: back, kind: rewind, input: pre}\n"
+				  "  - {name: re, kind: fine_tune, input: back}\n";
+	struct lb_sweep *sw, *sw2;
+	struct lb_sweep_plan *p = plan_of(spec, &sw), *p2;
+	struct lb_plan_rec *rec = NULL, *back = NULL, *rec2 = NULL;
+	char *dir = scratch();
+	if (!ok(p && dir, "record: plan and scratch folder")) {
+		free(dir);
+		return;
+	}
+	ok(lb_plan_rec_from_plan(p, &rec) == LB_OK && rec->n_trials == 4 && rec->n_stages == 3,
+	   "record from the plan: 4 trials, 3 stages");
+	ok(lb_plan_rec_write(rec, dir) == LB_OK, "plan.tsv written");
+	ok(lb_plan_rec_read(dir, &back) == LB_OK, "plan.tsv read back (%s)", lb_error_message());
+	int same = back && !strcmp(back->name, "rec") && !strcmp(back->hash, rec->hash) &&
+		   back->n_trials == 4 && back->n_axes == 2 && back->n_stages == 3 &&
+		   !strcmp(back->axes[1], "model.arch") && !strcmp(back->stage_names[2], "re") &&
+		   !strcmp(back->stage_kinds[1], "rewind");
+	for (unsigned i = 0; same && i < 4; i++)
+		same = !strcmp(back->trials[i].id, p->trials[i].id) &&
+		       back->trials[i].seed == p->trials[i].seed &&
+		       !strcmp(back->trials[i].values[0], p->trials[i].axis_values[0]) &&
+		       !strcmp(back->trials[i].values[1], p->trials[i].axis_values[1]);
+	ok(same, "the record round-trips: name, hash, axes, stages, ids, seeds, values");
+	ok(lb_sweepdir_result_stage(rec) == 2, "result stage: the last one that trains");
+	char path[512];
+	ok(lb_sweepdir_run_path(path, sizeof path, rec, 1, 0) == 0 &&
+		   !strcmp(path + 7 + 12, "/pre.h5") && !strncmp(path, "trials/", 7),
+	   "stage run file path: trials/<id>/pre.h5 (%s)", path);
+	/* a changed spec changes the hash */
+	p2 = plan_of("name: rec\naxes:\n  optimizer.lr: {values: [0.01, 0.03]}\n"
+		     "  model.arch: {values: [lenet5, lenet5-caffe]}\n"
+		     "stages:\n  - {name: pre, kind: train}\n  - {name: back, kind: rewind, input: pre}\n"
+		     "  - {name: re, kind: fine_tune, input: back}\n",
+		     &sw2);
+	ok(p2 && lb_plan_rec_from_plan(p2, &rec2) == LB_OK && strcmp(rec2->hash, rec->hash),
+	   "a changed axis value changes the plan hash");
+	/* trial states from files */
+	struct lb_trial_result r;
+	ok(lb_sweepdir_trial_result(dir, rec, 0, &r) == LB_OK && r.state == LB_TRIAL_PENDING,
+	   "no files: pending");
+	lb_trial_result_release(&r);
+	char full[1024];
+	snprintf(full, sizeof full, "%s/trials", dir);
+	mkdir_p(full);
+	ok(lb_sweepdir_set_outcome(dir, rec, 0, LB_TRIAL_FAILED, "boom\tbang") == LB_OK,
+	   "failure record written");
+	ok(lb_sweepdir_trial_result(dir, rec, 0, &r) == LB_OK && r.state == LB_TRIAL_FAILED &&
+		   !strcmp(r.msg, "boom bang"),
+	   "failure record read: failed, message kept (%s)", r.msg);
+	lb_trial_result_release(&r);
+	struct lb_runfile *rf = NULL;
+	snprintf(full, sizeof full, "%s/trials/%s", dir, p->trials[1].id);
+	mkdir_p(full);
+	lb_sweepdir_run_path(path, sizeof path, rec, 1, 0);
+	snprintf(full, sizeof full, "%s/%s", dir, path);
+	int w = lb_runfile_new(&rf) == LB_OK && !lb_runfile_set_attr_str(rf, "", "status", "done") &&
+		!lb_runfile_write(rf, full);
+	ok(w && lb_sweepdir_trial_result(dir, rec, 1, &r) == LB_OK && r.state == LB_TRIAL_RUNNING,
+	   "first stage done, last not started: running");
+	lb_trial_result_release(&r);
+	lb_sweepdir_run_path(path, sizeof path, rec, 1, 2);
+	snprintf(full, sizeof full, "%s/%s", dir, path);
+	w = !lb_runfile_set_attr_f64(rf, "", "final_test_acc", 0.75) && !lb_runfile_write(rf, full);
+	ok(w && lb_sweepdir_trial_result(dir, rec, 1, &r) == LB_OK && r.state == LB_TRIAL_DONE &&
+		   r.final_test_acc == 0.75 && r.stage_acc && r.stage_acc[2] == 0.75,
+	   "last stage done: done, with its accuracy");
+	lb_trial_result_release(&r);
+	lb_runfile_free(rf);
+	/* the index */
+	struct lb_runfile *ix = NULL;
+	snprintf(full, sizeof full, "%s/sweep.h5", dir);
+	ok(lb_sweepdir_write_index(dir, rec, NULL) == LB_OK, "index written (%s)", lb_error_message());
+	ok(lb_runfile_read_kind(full, "sweep", &ix) == LB_OK, "index read as kind sweep");
+	int n = 0;
+	const char *const *state = lb_runfile_get_strings(ix, "summary/state", &n);
+	ok(state && n == 4 && !strcmp(state[0], "failed") && !strcmp(state[1], "done") &&
+		   !strcmp(state[2], "pending"),
+	   "summary/state: failed, done, pending, pending");
+	const char *obj = NULL;
+	char want[64];
+	snprintf(want, sizeof want, "trials/%s/re.h5", p->trials[1].id);
+	snprintf(path, sizeof path, "trials/%s/re", p->trials[1].id);
+	const char *file = lb_runfile_get_link(ix, path, &obj);
+	ok(file && !strcmp(file, want) && !strcmp(obj, "/"), "external link to the stage file kept");
+	ok(lb_runfile_get_array(ix, "summary/optimizer.lr", NULL, NULL, NULL) != NULL &&
+		   lb_runfile_get_strings(ix, "summary/model.arch", NULL) != NULL,
+	   "axis columns: numbers as float64, names as strings");
+	struct lb_runfile *as_run = NULL;
+	ok(lb_runfile_read(full, &as_run) == LB_ERR_HDF5 &&
+		   strstr(lb_error_message(), "lowbit_kind is 'sweep'"),
+	   "a sweep index is not read as a run file");
+	lb_runfile_free(ix);
+	ok(lb_sweepdir_forget(dir, rec, 0) == LB_OK && lb_sweepdir_forget(dir, rec, 1) == LB_OK &&
+		   lb_sweepdir_trial_result(dir, rec, 1, &r) == LB_OK && r.state == LB_TRIAL_PENDING,
+	   "forget: the trial is pending again");
+	lb_trial_result_release(&r);
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		diag("could not remove %s", dir);
+	free(dir);
+	lb_plan_rec_free(rec);
+	lb_plan_rec_free(rec2);
+	lb_plan_rec_free(back);
+	done(p2, sw2);
+	done(p, sw);
+}
+
+static void test_runfile_kinds(void)
+{
+	struct lb_runfile *a = NULL, *b = NULL, *bad = NULL;
+	char *dir = scratch(), path[512];
+	if (!ok(dir != NULL, "kinds: scratch folder"))
+		return;
+	snprintf(path, sizeof path, "%s/x.h5", dir);
+	ok(lb_runfile_new_kind(&bad, "bogus") == LB_ERR_CONFIG && !bad, "unknown kind refused");
+	ok(lb_runfile_new_kind(&a, "sweep") == LB_OK && !strcmp(lb_runfile_kind(a), "sweep"),
+	   "kind sweep");
+	int rc = lb_runfile_put_link(a, "trials/t1", "trials/t1.h5", "/");
+	rc = rc ? rc : lb_runfile_set_axis(a, "metrics", "epoch"); /* no series yet */
+	rc = rc ? rc : lb_runfile_write(a, path);
+	rc = rc ? rc : lb_runfile_read_kind(path, NULL, &b);
+	ok(rc == LB_OK, "write and read a sweep file with a link and a pending axis (%s)",
+	   lb_error_message());
+	ok(b && lb_runfile_diff(a, b) == LB_OK, "read image equals the written one (%s)",
+	   lb_error_message());
+	double one = 1;
+	lb_runfile_free(b);
+	b = NULL;
+	rc = lb_runfile_read_kind(path, "sweep", &b);
+	rc = rc ? rc : lb_runfile_append(b, "metrics/epoch", &one, 1);
+	rc = rc ? rc : lb_runfile_append(b, "metrics/loss", &one, 1);
+	rc = rc ? rc : lb_runfile_write(b, path);
+	lb_runfile_free(a);
+	a = NULL;
+	rc = rc ? rc : lb_runfile_read_kind(path, "sweep", &a);
+	ok(rc == LB_OK && lb_runfile_diff(a, b) == LB_OK,
+	   "the axis kept across a read becomes the dimension scale once its series exists");
+	lb_runfile_free(a);
+	lb_runfile_free(b);
+	unlink(path);
+	rmdir(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	test_grid();
@@ -482,5 +672,8 @@ int main(void)
 	test_stages();
 	test_files();
 	test_errors();
+	test_ranges();
+	test_plan_record();
+	test_runfile_kinds();
 	return done_testing();
 }

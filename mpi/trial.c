@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT
+ * One trial of a sweep (see trial.h): the stage executor. Stage inputs go
+ * through struct lb_train_opts (core/train.h):
+ *   train, learn_bits, fine_tune, retrain: a training run of the stage's
+ *     config; with an input, it starts from the input's final parameters
+ *     (init_from = input's run file, LB_SNAPSHOT_FINAL);
+ *   rewind: no run of its own; a stage whose input is a rewind starts from
+ *     the initial parameters of the rewind's input (LB_SNAPSHOT_INIT: the
+ *     theta0 that stage started from);
+ *   retrain: also bits_from = the run file of its bits_from stage.
+ * ptq_eval and rewind_to: step:K are refused before a sweep starts
+ * (lb_sweep_check_runnable) until the trainer offers them. */
+#include "trial.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "analysis/runfile.h"
+#include "err.h"
+#include "comm.h"
+#include "train.h"
+
+static int stage_index(const struct lb_sweep_spec *sp, const char *name)
+{
+	for (unsigned s = 0; name && s < sp->n_stages; s++)
+		if (!strcmp(sp->stages[s].name, name))
+			return (int)s;
+	return -1;
+}
+
+/* Where stage s starts from: *from = stage index whose run file holds the
+ * parameters (-1: fresh initialisation), *snapshot which of them. */
+static void stage_source(const struct lb_sweep_spec *sp, int s, int *from, int *snapshot)
+{
+	int in = stage_index(sp, sp->stages[s].input);
+	*from = -1;
+	*snapshot = LB_SNAPSHOT_FINAL;
+	if (in < 0)
+		return;
+	/* a rewind (of a rewind ...) goes back to its input's initial parameters */
+	if (sp->stages[in].kind == LB_STAGE_REWIND) {
+		while (in >= 0 && sp->stages[in].kind == LB_STAGE_REWIND)
+			in = stage_index(sp, sp->stages[in].input);
+		*snapshot = LB_SNAPSHOT_INIT;
+	}
+	*from = in;
+}
+
+int lb_sweep_check_runnable(const struct lb_sweep_plan *plan)
+{
+	const struct lb_sweep_spec *sp = plan->sweep->spec;
+	for (unsigned s = 0; s < sp->n_stages; s++) {
+		const struct lb_sweep_stage *st = &sp->stages[s];
+		if (st->kind == LB_STAGE_PTQ_EVAL)
+			return lb_error(LB_ERR_CONFIG,
+					"%s: stages.%s: kind ptq_eval cannot run yet (allowed in a sweep "
+					"that runs: train, learn_bits, rewind, retrain, fine_tune)",
+					plan->sweep->origin, st->name);
+		if (st->kind == LB_STAGE_REWIND && st->rewind_to && strcmp(st->rewind_to, "init"))
+			return lb_error(LB_ERR_CONFIG,
+					"%s: stages.%s.rewind_to: '%s' cannot run yet (allowed: init; the "
+					"trainer keeps no snapshot at step K)",
+					plan->sweep->origin, st->name, st->rewind_to);
+		if (s + 1 == sp->n_stages && st->kind == LB_STAGE_REWIND)
+			return lb_error(LB_ERR_CONFIG,
+					"%s: stages.%s: a rewind cannot be the last stage (it trains "
+					"nothing; allowed: a stage that takes it as input after it)",
+					plan->sweep->origin, st->name);
+	}
+	return LB_OK;
+}
+
+static int is_pow2(unsigned v)
+{
+	return v && !(v & (v - 1));
+}
+
+/* NEEDSWORK: the rule of check_ranks in core/train.c, repeated so that a
+ * sweep is refused before any trial starts; core could export it. */
+static int ranks_ok(const struct lb_config *cfg, unsigned K)
+{
+	unsigned S = cfg->train.shards;
+	if (cfg->train.parallel == LB_PARALLEL_DETERMINISTIC)
+		return K == 1 || (is_pow2(K) && S % K == 0 && is_pow2(S / K));
+	return S % K == 0;
+}
+
+int lb_sweep_check_ranks(const struct lb_sweep_plan *plan, int ranks)
+{
+	for (unsigned i = 0; i < plan->n_trials; i++) {
+		const struct lb_sweep_trial *t = &plan->trials[i];
+		for (int s = t->n_stages ? 0 : -1; s < (int)t->n_stages; s++) {
+			const struct lb_config *c = s < 0 ? t->config : t->stages[s].config;
+			if (s >= 0 && t->stages[s].stage->kind == LB_STAGE_REWIND)
+				continue;
+			if (ranks_ok(c, (unsigned)ranks))
+				continue;
+			int det = c->train.parallel == LB_PARALLEL_DETERMINISTIC;
+			char list[256];
+			size_t len = 0;
+			list[0] = '\0';
+			for (unsigned k = 1; k <= c->train.shards && len + 16 < sizeof list; k++)
+				if (ranks_ok(c, k))
+					len += (size_t)snprintf(list + len, sizeof list - len, "%s%u",
+								len ? ", " : "", k);
+			char where[300] = "";
+			if (s >= 0)
+				snprintf(where, sizeof where, ", stage %s", t->stages[s].stage->name);
+			return lb_error(LB_ERR_CONFIG,
+					"%s: resources.ranks_per_trial: trial %u (id %s%s) cannot train on "
+					"%d ranks: train.shards is %u in %s mode (rank counts allowed: %s; "
+					"raise train.shards in the base or change ranks_per_trial)",
+					plan->sweep->origin, i, t->id, where, ranks, c->train.shards,
+					det ? "deterministic" : "fast", list);
+		}
+	}
+	return LB_OK;
+}
+
+static enum lb_trial_state state_of(int rc)
+{
+	return rc == LB_ERR_NUMERIC ? LB_TRIAL_DIVERGED
+	       : rc == LB_ERR_SIGNAL ? LB_TRIAL_PREEMPTED : LB_TRIAL_FAILED;
+}
+
+/* Is the run file at path done? Read on the group's rank 0, agreed by all. */
+static int stage_done(const char *path, MPI_Comm group)
+{
+	int grank, done = 0;
+	MPI_Comm_rank(group, &grank);
+	if (grank == 0) {
+		struct stat st;
+		struct lb_runfile *rf = NULL;
+		if (stat(path, &st) == 0 && lb_runfile_read(path, &rf) == LB_OK) {
+			const char *s = lb_runfile_get_attr_str(rf, "", "status");
+			done = s && !strcmp(s, "done");
+		}
+		lb_runfile_free(rf);
+	}
+	MPI_Bcast(&done, 1, MPI_INT, 0, group);
+	return done;
+}
+
+static int full_path(char *buf, size_t n, const struct lb_sweep_exec *x, unsigned trial, int stage)
+{
+	char rel[4096];
+	if (lb_sweepdir_run_path(rel, sizeof rel, x->rec, trial, stage))
+		return -1;
+	int w = snprintf(buf, n, "%s/%s", x->dir, rel);
+	return w < 0 || (size_t)w >= n ? -1 : 0;
+}
+
+static enum lb_trial_state run_dummy(const struct lb_sweep_exec *x, unsigned index,
+				     MPI_Comm group, char *msg, size_t len)
+{
+	struct lb_dummy_cfg c = x->dummy_cfg;
+	char path[8192];
+	int grank, rc = LB_OK;
+	const struct lb_plan_rec *p = x->rec;
+	c.runs = NULL;
+	enum lb_trial_state st = lb_dummy_trial((int)index, group, &c, msg, len);
+	MPI_Comm_rank(group, &grank);
+	for (int s = p->n_stages ? 0 : -1; grank == 0 && !rc && s < (int)p->n_stages; s++) {
+		if (s >= 0 && !strcmp(p->stage_kinds[s], "rewind"))
+			continue;
+		if (full_path(path, sizeof path, x, index, s))
+			rc = lb_error(LB_ERR_IO, "trial path too long");
+		else
+			rc = lb_dummy_write_run(path, (int)index, st, msg);
+	}
+	rc = lb_comm_agree(group, rc);
+	if (rc) {
+		snprintf(msg, len, "%s", lb_error_message());
+		return LB_TRIAL_FAILED;
+	}
+	return st;
+}
+
+static enum lb_trial_state run_training(const struct lb_sweep_exec *x, unsigned index,
+					MPI_Comm group, char *msg, size_t len)
+{
+	const struct lb_sweep_trial *t = &x->plan->trials[index];
+	const struct lb_sweep_spec *sp = x->plan->sweep->spec;
+	char path[8192], from_path[8192], bits_path[8192];
+	struct lb_train_result res;
+	memset(&res, 0, sizeof res);
+	for (int s = t->n_stages ? 0 : -1; s < (int)t->n_stages; s++) {
+		const struct lb_sweep_stage *st = s >= 0 ? t->stages[s].stage : NULL;
+		if (st && st->kind == LB_STAGE_REWIND)
+			continue;
+		if (full_path(path, sizeof path, x, index, s)) {
+			snprintf(msg, len, "trial path too long under '%s'", x->dir);
+			return LB_TRIAL_FAILED;
+		}
+		if (stage_done(path, group))
+			continue;
+		struct lb_config cfg = s >= 0 ? *t->stages[s].config : *t->config;
+		/* resources.threads_per_rank unless the config names its threads;
+		 * train.threads is not part of the config hash (results do not
+		 * depend on it), so this keeps the run file resumable */
+		if (!cfg.train.threads)
+			cfg.train.threads = t->threads_per_rank;
+		struct lb_train_opts opts = {.run_path = path, .resume = 1, .quiet = 1};
+		if (st) {
+			int from, snap;
+			stage_source(sp, s, &from, &snap);
+			if (from >= 0) {
+				if (full_path(from_path, sizeof from_path, x, index, from)) {
+					snprintf(msg, len, "trial path too long under '%s'", x->dir);
+					return LB_TRIAL_FAILED;
+				}
+				opts.init_from = from_path;
+				opts.init_snapshot = snap;
+			}
+			int b = stage_index(sp, st->bits_from);
+			if (st->kind == LB_STAGE_RETRAIN && b >= 0) {
+				if (full_path(bits_path, sizeof bits_path, x, index, b)) {
+					snprintf(msg, len, "trial path too long under '%s'", x->dir);
+					return LB_TRIAL_FAILED;
+				}
+				opts.bits_from = bits_path;
+			}
+		}
+		int rc = lb_train_run(&cfg, &opts, group, &res);
+		if (rc) {
+			if (st)
+				snprintf(msg, len, "stage %s: %s", st->name, lb_error_message());
+			else
+				snprintf(msg, len, "%s", lb_error_message());
+			return state_of(rc);
+		}
+	}
+	/* the result: the last training stage's run file */
+	if (full_path(path, sizeof path, x, index, lb_sweepdir_result_stage(x->rec)) == 0) {
+		int grank;
+		double acc = -1;
+		MPI_Comm_rank(group, &grank);
+		if (grank == 0) {
+			struct lb_runfile *rf = NULL;
+			if (lb_runfile_read(path, &rf) == LB_OK)
+				lb_runfile_get_attr_f64(rf, "", "final_test_acc", &acc);
+			lb_runfile_free(rf);
+		}
+		if (acc >= 0)
+			snprintf(msg, len, "test accuracy %.2f%%", 100.0 * acc);
+		else
+			snprintf(msg, len, "done");
+	}
+	return LB_TRIAL_DONE;
+}
+
+enum lb_trial_state lb_sweep_trial(int index, MPI_Comm group, void *ctx, char *msg,
+				   size_t msg_len)
+{
+	const struct lb_sweep_exec *x = ctx;
+	int grank;
+	enum lb_trial_state st;
+	msg[0] = '\0';
+	MPI_Comm_rank(group, &grank);
+	if (index < 0 || (unsigned)index >= x->plan->n_trials) {
+		snprintf(msg, msg_len, "no trial %d in the plan", index);
+		return LB_TRIAL_FAILED;
+	}
+	/* a preempted trial's record goes: it runs again, from its checkpoint */
+	if (grank == 0)
+		lb_sweepdir_set_outcome(x->dir, x->rec, (unsigned)index, LB_TRIAL_PENDING, NULL);
+	st = x->dummy ? run_dummy(x, (unsigned)index, group, msg, msg_len)
+		      : run_training(x, (unsigned)index, group, msg, msg_len);
+	if (grank == 0 && st != LB_TRIAL_DONE &&
+	    lb_sweepdir_set_outcome(x->dir, x->rec, (unsigned)index, st, msg)) {
+		size_t n = strlen(msg);
+		snprintf(msg + n, msg_len - n, " (and its failure record: %s)", lb_error_message());
+	}
+	return st;
+}
