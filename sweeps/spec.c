@@ -1581,6 +1581,20 @@ static int check_with_configs(struct lb_sweep *sw, struct lb_sweep_errs_ *e)
 		}
 		int base_n = s.n;
 		unsigned n_try = ax->value ? 1 : ax->n_values ? ax->n_values : 2;
+		/* a zip group's values are only meaningful together: its first
+		 * member tries each point with every member set, the others skip */
+		const struct lb_sweep_zip *zg = NULL;
+		int zip_first = 0;
+		for (unsigned z = 0; z < sp->n_zip && !zg; z++)
+			for (unsigned k = 0; k < sp->zip[z].n_axes; k++)
+				if (!strcmp(sp->zip[z].axes[k], ax->key)) {
+					zg = &sp->zip[z];
+					zip_first = k == 0;
+				}
+		if (zg && !zip_first) {
+			sets_pop_to(&s, 0);
+			continue;
+		}
 		for (unsigned v = 0; v < n_try; v++) {
 			char bound[64], ctx[128];
 			const char *text;
@@ -1602,6 +1616,23 @@ static int check_with_configs(struct lb_sweep *sw, struct lb_sweep_errs_ *e)
 			}
 			if ((rc = sets_push(&s, join3(key, "=", text), strdup(label), body->kpos, vpos)))
 				goto out;
+			for (unsigned k = 1; zg && k < zg->n_axes; k++) {
+				const struct lb_sweep_axis *o = NULL;
+				unsigned oi = 0;
+				for (unsigned b = 0; b < sp->n_axes; b++)
+					if (!strcmp(sp->axes[b].key, zg->axes[k])) {
+						o = &sp->axes[b];
+						oi = b;
+					}
+				if (!o || v >= o->n_values || !strncmp(o->key, "stages.", 7))
+					continue;
+				const struct snode *ob = sw->priv->axis[oi];
+				char olabel[600];
+				snprintf(olabel, sizeof olabel, "axes.%s", o->key);
+				if ((rc = sets_push(&s, join3(o->key, "=", o->values[v]), strdup(olabel),
+						    ob->kpos, map_get(ob, "values")->kids[v]->pos)))
+					goto out;
+			}
 			int bad = try_config(sw, e, s.s, s.kpos, s.vpos, s.label, s.n, ctx);
 			sets_pop_to(&s, base_n);
 			if (e->oom || bad == 2)

@@ -4,7 +4,13 @@
  * References: Louizos et al., "Relaxed Quantization for Discretized Neural
  * Networks" (ICLR 2019) Algorithm 1 and eqs. 3-7; shared/docs/methods.md 2.1-2.4
  * (SRQ/DropBits/gates are reconstructions); docs/methods/srq.md for the
- * derivations of the fast paths used here. */
+ * derivations of the fast paths used here.
+ *
+ * Layout: the scalar kernels and references first; the vector SRQ kernels
+ * ("vectorised across elements") are written once, at the end of this file
+ * under LB_RQ_VEC_PASS, and this file includes itself once per vector width
+ * (4, 8, 16 lanes) to instantiate them. */
+#ifndef LB_RQ_VEC_PASS
 #include "rq.h"
 
 #include <assert.h>
@@ -230,41 +236,6 @@ static void edges_fast(float *D, float *s, float q, int mlo, int npts, const str
 		const float num = i >= jp ? e[i] : i + 1 < jp ? e[i + 1] : 1.0f;
 		D[i] = c->omr * inv[i] * inv[i + 1] * num;
 	}
-}
-
-/* The identity STE of one element over the contiguous points mlo..mlo+npts-1,
- * fused (see lb_srq_backward): S0 = g alpha *s0, S1 = g alpha *s1. The
- * distances of the mean to both ends, U/S = Mbar - mlo and V/S = mhi - Mbar,
- * are accumulated separately so that neither cancels. */
-static void srq_plain(float *s0, float *s1, float q, int mlo, int npts, const struct ctx *c)
-{
-	float e[MAX_K + 1];
-	const int jp = edges_exp(e, q, mlo, npts, c);
-	const float last = (float)(npts - 1);
-	float S = 0.0f, U = 0.0f, V = 0.0f, T0 = 0.0f, T1 = 0.0f, inv_prev, s_first, s_last, b0, b1;
-
-	inv_prev = 1.0f / (1.0f + e[0]);
-	s_first = e[0] * inv_prev * inv_prev;
-	s_last = s_first;
-	for (int j = 1; j <= npts; j++) {
-		const float inv = 1.0f / (1.0f + e[j]), sj = e[j] * inv * inv;
-		const float num = j - 1 >= jp ? e[j - 1] : j < jp ? e[j] : 1.0f;
-		const float d = c->omr * inv_prev * inv * num + (float)LB_RQ_FUZZ;
-		const float i = (float)(j - 1);
-		S += d;
-		U += d * i;
-		V += d * (last - i);
-		if (j < npts) {
-			T0 += sj;
-			T1 += sj * ((float)(mlo + j) - 0.5f);
-		}
-		inv_prev = inv;
-		s_last = sj;
-	}
-	b0 = U / S * s_first;  /* -(mlo - Mbar) s_0 */
-	b1 = V / S * s_last;   /* (mhi - Mbar) s_npts */
-	*s0 = (b0 - T0 + b1) / S;
-	*s1 = (b0 * ((float)mlo - 0.5f) - T1 + b1 * ((float)(mlo + npts) - 0.5f)) / S;
 }
 
 /* From a_i = dL/dD_i (i = 0..npts-1, a outside = 0) to the two edge sums
@@ -708,10 +679,237 @@ static int needs_general(const struct lb_rq_spec *sp, const struct lb_rq_mask *m
 	return sp->tempered || (mask && mask->zbar);
 }
 
+/* ---- SRQ identity STE, vectorised across elements ----
+ * The no-gate, identity-STE backward and the hard forwards run a block of VL
+ * elements at a time in GCC vector extensions: VL = 4 as generic code (SSE2 on
+ * any x86-64), VL = 8 as an AVX2 clone, VL = 16 (8 for per-lane ranges) as an
+ * AVX-512 clone; the best the CPU has is picked at run time (lb_rq_set_isa). Only IEEE +, -, *, / and
+ * compares are used and nothing is contracted into FMAs, an element's result
+ * does not depend on the other elements of its block (chunk bases below are
+ * fixed by the grid, not the block), and the tensor sums are formed in the
+ * same order for every VL (16 virtual lanes: element e in lane e mod 16, float
+ * partial sums over 256 elements, then double per lane, lanes in order): every
+ * ISA gives the same bits.
+ *
+ * Per element with kept/windowed points lo..hi (n = hi-lo+1), edges
+ * mu_j = j - 1/2 (j = lo..hi+1), t_j = (mu_j - q) r, U_j = exp(-t_j):
+ *   c_j = 1/(1 + U_j),  1 - c_j = c_j U_j,  s_j = c_j (1 - c_j),
+ * the smaller tail w_j = min(c_j, 1 - c_j), signed + below q (mu_j < q) and -
+ * above, so that over the interior edges sum c_j = N_a + W with N_a the number
+ * of interior edges above q (counted exactly from q) and W = sum of signed
+ * tails. Summation by parts of S = sum D, U = sum D (m - lo), V = sum D (hi - m)
+ * (D with fuzz) then needs only W, N_a, T0 = sum s_j, T1 = sum s_j (mu_j - mu_0)
+ * over the interior edges and the two end edges, with every small quantity
+ * taken from a tail (no cancellation against 1):
+ *   S = c_n - c_0 + n eps,  U = (n-1) c_n - N_a - W + eps n(n-1)/2,
+ *   V = N_a + W - (n-1) c_0 + eps n(n-1)/2,
+ * then s0 = (U/S s_0 - T0 + V/S s_n)/S, s1 likewise with mu (as srq_general).
+ * Per edge: one division and ~12 vector operations, no exp: along the equally
+ * spaced edges U_j = U_base rho^k with rho^k tabulated per call (one
+ * rounding), U_base one vector exp at every LB_RQ_CHUNK_T / r edges.
+ *
+ * Error bound of the chunking: t at a chunk base is clamped to [-86, 86] (the
+ * exp stays a normal float) and chunk * r <= 40, so an edge whose smaller tail
+ * (c or 1 - c) is below e^-46 (1e-20) may get another value below e^-46 (or
+ * underflow); every larger tail, and s, are exact to float rounding. */
+
+#define LB_RQ_CHUNK_T 40.0f /* chunk length * r: U = U_base rho^k >= e^-40 U_base */
+#define AI static inline __attribute__((always_inline))
+/* every function taking or returning a vector is always inlined, so the
+ * vector calling convention (which differs with and without AVX) is never
+ * used; GCC still notes it (at the end of the file, hence no pop) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+/* per-call constants of the vector kernels */
+struct vctx {
+	float alpha, sigma, r;
+	float inv_sigma, neg_inv_sigma; /* 1/sigma, -1/sigma */
+	int chunk;                /* edges per exp restart: chunk * r <= 40, >= 1 */
+	float rpow[MAX_K + 2];    /* rho^k, k < chunk */
+	int W;                    /* window half-width (K-1: full grid) */
+	int bits, uns, m0;
+};
+
+static void vctx_init(struct vctx *v, const struct ctx *c)
+{
+	int chunk = MAX_K + 2;
+	if (c->r * (float)(MAX_K + 2) > LB_RQ_CHUNK_T) /* else (int) could overflow */
+		chunk = (int)(LB_RQ_CHUNK_T / c->r);
+	v->alpha = c->alpha;
+	v->sigma = c->sigma;
+	v->inv_sigma = 1.0f / c->sigma;
+	v->neg_inv_sigma = -v->inv_sigma;
+	v->r = c->r;
+	v->chunk = chunk < 1 ? 1 : chunk;
+	for (int k = 0; k < v->chunk; k++)
+		v->rpow[k] = (float)exp(-(double)k * (double)c->r);
+	v->W = c->W;
+	v->bits = c->bits;
+	v->uns = c->uns;
+	v->m0 = c->m0;
+}
+
+/* Whether the lanes of a block can have different points: per-element
+ * DropBits levels, or a window narrower than the kept grid. */
+static int srq_ranged(const uint8_t *level, int keep, const struct vctx *v)
+{
+	int lo, hi;
+	lb_rq_level_range(&lo, &hi, keep, v->uns);
+	return level != NULL || v->W < hi - lo;
+}
+
+/* the template below, once per vector width */
+#define LB_RQ_VEC_PASS 4
+#include "rq.c"
+#undef LB_RQ_VEC_PASS
+#define LB_RQ_VEC_PASS 8
+#include "rq.c"
+#undef LB_RQ_VEC_PASS
+#define LB_RQ_VEC_PASS 16
+#include "rq.c"
+#undef LB_RQ_VEC_PASS
+
+static void srq_backward_generic(float *dx, double *sums, const float *dy, const float *x,
+				 size_t n, const uint8_t *level, int keep, const struct vctx *v)
+{
+	srq_backward_body_4(dx, sums, dy, x, n, level, keep, v);
+}
+
+static void srq_forward_generic(float *y, const float *x, size_t n, const uint8_t *level,
+				int keep, const struct vctx *v)
+{
+	srq_forward_body_4(y, x, n, level, keep, v);
+}
+
+static void dropbits_generic(uint8_t *level, size_t n, int bits, const float *p,
+			     const struct lb_rq_key *key)
+{
+	dropbits_body_4(level, n, bits, p, key);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define LB_RQ_AVX512 "avx512f,avx512dq,avx512bw,avx512vl"
+__attribute__((target("avx2"))) static void srq_backward_avx2(float *dx, double *sums,
+							      const float *dy, const float *x,
+							      size_t n, const uint8_t *level,
+							      int keep, const struct vctx *v)
+{
+	srq_backward_body_8(dx, sums, dy, x, n, level, keep, v);
+}
+
+__attribute__((target("avx2"))) static void srq_forward_avx2(float *y, const float *x, size_t n,
+							     const uint8_t *level, int keep,
+							     const struct vctx *v)
+{
+	srq_forward_body_8(y, x, n, level, keep, v);
+}
+
+__attribute__((target(LB_RQ_AVX512))) static void srq_backward_avx512(
+	float *dx, double *sums, const float *dy, const float *x, size_t n, const uint8_t *level,
+	int keep, const struct vctx *v)
+{
+	/* per-lane ranges (DropBits levels, windows): 8 lanes measured faster
+	 * (the union of 16 lanes' ranges is wider; masks, two exps per lane) */
+	if (srq_ranged(level, keep, v))
+		srq_backward_body_8(dx, sums, dy, x, n, level, keep, v);
+	else
+		srq_backward_body_16(dx, sums, dy, x, n, level, keep, v);
+}
+
+__attribute__((target(LB_RQ_AVX512))) static void srq_forward_avx512(
+	float *y, const float *x, size_t n, const uint8_t *level, int keep, const struct vctx *v)
+{
+	if (level)
+		srq_forward_body_8(y, x, n, level, keep, v);
+	else
+		srq_forward_body_16(y, x, n, level, keep, v);
+}
+
+__attribute__((target("avx2"))) static void dropbits_avx2(uint8_t *level, size_t n, int bits,
+							  const float *p,
+							  const struct lb_rq_key *key)
+{
+	dropbits_body_8(level, n, bits, p, key);
+}
+
+__attribute__((target(LB_RQ_AVX512))) static void dropbits_avx512(uint8_t *level, size_t n,
+								  int bits, const float *p,
+								  const struct lb_rq_key *key)
+{
+	dropbits_body_16(level, n, bits, p, key);
+}
+
+static int isa_best(void)
+{
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+	    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+		return LB_RQ_ISA_AVX512;
+	return __builtin_cpu_supports("avx2") ? LB_RQ_ISA_AVX2 : LB_RQ_ISA_GENERIC;
+}
+#else
+#define srq_backward_avx2 srq_backward_generic
+#define srq_forward_avx2 srq_forward_generic
+#define srq_backward_avx512 srq_backward_generic
+#define srq_forward_avx512 srq_forward_generic
+#define dropbits_avx2 dropbits_generic
+#define dropbits_avx512 dropbits_generic
+static int isa_best(void)
+{
+	return LB_RQ_ISA_GENERIC;
+}
+#endif
+
+static int rq_isa = LB_RQ_ISA_AUTO;
+
+int lb_rq_set_isa(int isa)
+{
+	const int best = isa_best();
+	rq_isa = isa > LB_RQ_ISA_AUTO && isa <= best ? isa : LB_RQ_ISA_AUTO;
+	return rq_isa == LB_RQ_ISA_AUTO ? best : rq_isa;
+}
+
+int lb_rq_isa(void)
+{
+	return rq_isa == LB_RQ_ISA_AUTO ? isa_best() : rq_isa;
+}
+
+typedef void (*srq_backward_fn)(float *, double *, const float *, const float *, size_t,
+				const uint8_t *, int, const struct vctx *);
+typedef void (*srq_forward_fn)(float *, const float *, size_t, const uint8_t *, int,
+			       const struct vctx *);
+
+static srq_backward_fn srq_backward_kernel(void)
+{
+	switch (lb_rq_isa()) {
+	case LB_RQ_ISA_AVX512:
+		return srq_backward_avx512;
+	case LB_RQ_ISA_AVX2:
+		return srq_backward_avx2;
+	default:
+		return srq_backward_generic;
+	}
+}
+
+static srq_forward_fn srq_forward_kernel(void)
+{
+	switch (lb_rq_isa()) {
+	case LB_RQ_ISA_AVX512:
+		return srq_forward_avx512;
+	case LB_RQ_ISA_AVX2:
+		return srq_forward_avx2;
+	default:
+		return srq_forward_generic;
+	}
+}
+
 void lb_srq_forward(float *y, const float *x, size_t n, const struct lb_rq_spec *sp, float alpha,
 		    float sigma, const struct lb_rq_mask *mask)
 {
 	struct ctx c;
+	struct vctx v;
 	ctx_init(&c, sp, alpha, sigma, mask);
 	if (mask && mask->zbar && mask->gate_forward == LB_RQ_GATE_RELAXED) {
 		for (size_t e = 0; e < n; e++) {
@@ -721,12 +919,11 @@ void lb_srq_forward(float *y, const float *x, size_t n, const struct lb_rq_spec 
 		}
 		return;
 	}
-	if (!mask || (!mask->level && c.gate_level == c.bits &&
-		      keep_level(mask, 0, c.bits) == c.bits)) {
-		/* the common case: argmax pi = round(x/alpha) clamped to the grid */
-		const int lo = c.m0, hi = c.m0 + c.K - 1;
-		for (size_t e = 0; e < n; e++)
-			y[e] = alpha * (float)round_clamp(x[e] / alpha, lo, hi);
+	if (!mask || !mask->zbar) {
+		/* argmax pi~ = round(x/alpha) clamped to the kept grid */
+		vctx_init(&v, &c);
+		srq_forward_kernel()(
+			y, x, n, mask ? mask->level : NULL, keep_level(mask, 0, c.bits), &v);
 		return;
 	}
 	for (size_t e = 0; e < n; e++) {
@@ -736,39 +933,36 @@ void lb_srq_forward(float *y, const float *x, size_t n, const struct lb_rq_spec 
 	}
 }
 
-/* Identity STE over the contiguous kept window [mlo, mhi] (summation by parts
- * of sum_i r_i dpi_i, r_i = g alpha m_i, equal spacing):
- *   S0 = (g alpha / S) [-(mlo - Mbar) s_0 - sum_{0<j<npts} s_j + (mhi - Mbar) s_npts]
- *   S1 = same with every s_j multiplied by mu_j,
- * S = sum D, Mbar = sum m D / S (D with fuzz). */
+/* Identity STE: the vector kernel above (srq_vblock). Gates or the tempered
+ * STE: srq_general per element. */
 void lb_srq_backward(float *dx, double *dalpha, double *dsigma, const float *dy, const float *x,
 		     size_t n, const struct lb_rq_spec *sp, float alpha, float sigma,
 		     const struct lb_rq_mask *mask)
 {
 	struct ctx c;
 	double sum_s1 = 0.0, sum_qs0 = 0.0, sum_direct = 0.0;
-	const int general = needs_general(sp, mask);
 
 	ctx_init(&c, sp, alpha, sigma, mask);
+	if (!needs_general(sp, mask)) {
+		struct vctx v;
+		double sums[2];
+		vctx_init(&v, &c);
+		srq_backward_kernel()(
+			dx, sums, dy, x, n, mask ? mask->level : NULL, keep_level(mask, 0, c.bits),
+			&v);
+		if (dalpha)
+			*dalpha += sums[0];
+		if (dsigma)
+			*dsigma += -((double)alpha / ((double)sigma * sigma)) * sums[1];
+		return;
+	}
 	for (size_t e = 0; e < n; e++) {
 		const float q = x[e] / alpha, g = dy[e];
-		const int keep = keep_level(mask, e, c.bits);
 		float S0, S1;
-		int m;
-		if (general) {
-			m = srq_general(&S0, &S1, mask ? mask->dzbar : NULL, q, g, keep, sp, mask, &c);
-			if (g == 0.0f)
-				S0 = S1 = 0.0f;
-		} else {
-			int ilo, ihi, lo, hi;
-			float s0, s1;
-			m = srq_hard(&ilo, &ihi, q, keep, &c);
-			window_of(&lo, &hi, m, ilo, ihi, &c);
-			m += c.m0;
-			srq_plain(&s0, &s1, q, c.m0 + lo, hi - lo + 1, &c);
-			S0 = g * alpha * s0;
-			S1 = g * alpha * s1;
-		}
+		const int m = srq_general(&S0, &S1, mask ? mask->dzbar : NULL, q, g,
+					  keep_level(mask, e, c.bits), sp, mask, &c);
+		if (g == 0.0f)
+			S0 = S1 = 0.0f;
 		if (dx)
 			dx[e] += -S0 / sigma;
 		sum_s1 += S1;
@@ -930,11 +1124,25 @@ static int dropbits_draw(int bits, const float *p, const struct lb_rq_key *key, 
 	return L;
 }
 
+/* Vectorised (the Philox blocks of VL elements at once, rq.c "vectorised");
+ * the same levels as dropbits_draw per element (tested). */
 void lb_dropbits_sample(uint8_t *level, size_t n, int bits, const float *p,
 			const struct lb_rq_key *key, int train)
 {
-	for (size_t e = 0; e < n; e++)
-		level[e] = (uint8_t)(train ? dropbits_draw(bits, p, key, e) : bits);
+	if (!train) {
+		memset(level, bits, n);
+		return;
+	}
+	switch (lb_rq_isa()) {
+	case LB_RQ_ISA_AVX512:
+		dropbits_avx512(level, n, bits, p, key);
+		break;
+	case LB_RQ_ISA_AVX2:
+		dropbits_avx2(level, n, bits, p, key);
+		break;
+	default:
+		dropbits_generic(level, n, bits, p, key);
+	}
 }
 
 int lb_dropbits_sample_layer(int bits, const float *p, const struct lb_rq_key *key, int train)
@@ -1064,3 +1272,468 @@ void lb_bits_clamp_log_a(float *log_a, size_t n)
 			log_a[i] = (float)LB_HC_LOG_A_MAX;
 	}
 }
+#else /* LB_RQ_VEC_PASS: the vector kernels of width VL (included above) */
+
+#define VL LB_RQ_VEC_PASS
+#define RQ_CAT2(a, b) a##_##b
+#define RQ_CAT(a, b) RQ_CAT2(a, b)
+#define RQ_N(x) RQ_CAT(x, LB_RQ_VEC_PASS)
+#define vf RQ_N(vf)
+#define vi RQ_N(vi)
+#define vd RQ_N(vd)
+#define vu8 RQ_N(vu8)
+#define vu32 RQ_N(vu32)
+#define vu64 RQ_N(vu64)
+#define vphilox RQ_N(vphilox)
+#define dropbits_body RQ_N(dropbits_body)
+#define vb RQ_N(vb)
+#define vsel RQ_N(vsel)
+#define vload RQ_N(vload)
+#define vstore RQ_N(vstore)
+#define vexp RQ_N(vexp)
+#define vexp_neg_clamped RQ_N(vexp_neg_clamped)
+#define vround_clamp RQ_N(vround_clamp)
+#define vlevel_range RQ_N(vlevel_range)
+#define vedge_neg RQ_N(vedge_neg)
+#define vhmin RQ_N(vhmin)
+#define srq_vblock RQ_N(srq_vblock)
+#define srq_backward_body RQ_N(srq_backward_body)
+#define srq_forward_body RQ_N(srq_forward_body)
+
+typedef float vf __attribute__((vector_size(4 * VL)));
+typedef int32_t vi __attribute__((vector_size(4 * VL)));
+typedef double vd __attribute__((vector_size(8 * VL)));
+typedef uint8_t vu8 __attribute__((vector_size(VL)));
+typedef uint32_t vu32 __attribute__((vector_size(4 * VL)));
+typedef uint64_t vu64 __attribute__((vector_size(8 * VL)));
+
+AI vf vb(float s)
+{
+	return (vf){0} + s;
+}
+AI vf vsel(vi m, vf a, vf b)
+{
+	return (vf)((m & (vi)a) | (~m & (vi)b));
+}
+AI vf vload(const float *p)
+{
+	vf v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+AI void vstore(float *p, vf v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+/* exp(x) for x in [-86, 86] (Cephes expf: Cody-Waite reduction, degree-5
+ * polynomial, ~1 ulp), the exponent added to the bits (kept normal). */
+AI vf vexp(vf x)
+{
+	const vf magic = vb(12582912.0f); /* 1.5 * 2^23: round to nearest integer */
+	const vf t = x * 1.44269504088896341f + magic;
+	const vf fx = t - magic;
+	const vi n = (vi)t - (vi)magic;
+	vf r = x - fx * 0.693359375f;
+	vf y;
+	r = r - fx * -2.12194440e-4f;
+	y = vb(1.9875691500e-4f);
+	y = y * r + 1.3981999507e-3f;
+	y = y * r + 8.3334519073e-3f;
+	y = y * r + 4.1665795894e-2f;
+	y = y * r + 1.6666665459e-1f;
+	y = y * r + 5.0000001201e-1f;
+	y = y * (r * r) + r + 1.0f;
+	return (vf)((vi)y + (vi)((vu32)n << 23)); /* unsigned: no signed-shift UB */
+}
+
+/* exp(-t) with t clamped to [-86, 86] (NaN -> -86) */
+AI vf vexp_neg_clamped(vf t)
+{
+	t = vsel(t > -86.0f, t, vb(-86.0f));
+	t = vsel(t < 86.0f, t, vb(86.0f));
+	return vexp(-t);
+}
+
+/* round half away from zero of q, clamped to [lo, hi] (integers as floats);
+ * NaN -> lo. The same integer as round_clamp, never -0. */
+AI vf vround_clamp(vf q, vf lo, vf hi)
+{
+	const vf lo1 = lo - 1.0f, hi1 = hi + 1.0f;
+	vf a, k;
+	q = vsel(q > lo1, q, lo1);
+	q = vsel(q < hi1, q, hi1);
+	a = (vf)((vi)q & 0x7fffffff);
+	k = __builtin_convertvector(__builtin_convertvector(a, vi), vf);
+	k = k + (vf)((a - k >= 0.5f) & (vi)vb(1.0f));
+	k = vsel(q < 0.0f, 0.0f - k, k);
+	k = vsel(k < lo, lo, k);
+	return vsel(k > hi, hi, k);
+}
+
+/* Kept range [lo, hi] of the levels L (0 or > bits: bits) of VL elements. */
+AI void vlevel_range(vf *lo, vf *hi, const uint8_t *level, int bits, int uns)
+{
+	vu8 b8;
+	vi L, half, ok;
+	memcpy(&b8, level, VL);
+	L = __builtin_convertvector(b8, vi);
+	ok = (L > 0) & (L <= bits);
+	L = (ok & L) | (~ok & ((vi){0} + bits));
+	half = (vi)(((vu32){0} + 1) << (vu32)(L - 1));
+	if (uns) {
+		*lo = vb(0.0f);
+		*hi = __builtin_convertvector(2 * half - 1, vf);
+	} else {
+		*lo = __builtin_convertvector(-half, vf);
+		*hi = __builtin_convertvector(half - 1, vf);
+	}
+}
+
+/* smallest lane */
+AI float vhmin(vf a)
+{
+	for (int i = 1; i < VL; i++)
+		a[0] = a[i] < a[0] ? a[i] : a[0];
+	return a[0];
+}
+
+/* c, -(1 - c) and -s at an edge, from -U (U = exp(-t)): the negated forms
+ * let one select give the signed tail (+c below q, -(1 - c) above). */
+AI void vedge_neg(vf *c, vf *ncu, vf *ns, vf Un)
+{
+	*c = 1.0f / (1.0f - Un);
+	*ncu = *c * Un;
+	*ns = *c * *ncu;
+}
+
+/* One block: S0 = g alpha s0, S1 = g alpha s1 - ref S0 with ref = mu_0 the
+ * lane's first edge (so that the caller's S1 - q S0 does not cancel in
+ * float) and the selected m of VL elements with kept ranges [klo, khi].
+ * ranged == 0: every lane has the same points [span_lo, span_hi] (= klo, khi,
+ * no window cut), chunks start at span_lo and the end edges come from the
+ * same recurrence; ranged == 1: the loop runs over the interior edges of the
+ * union [span_lo, span_hi] of the lanes' windows, masks each lane to its own
+ * interior, chunk bases are m0 + i chunk (fixed by the grid) and the end
+ * edges are evaluated directly; ranged == 2 (windows narrower than the kept
+ * grid): as 1, but edges are counted from each lane's window start m - W
+ * (span 0 .. 2W, chunk bases 0 + i chunk), so only 2W interior edges run. */
+AI void srq_vblock(vf *S0o, vf *S1o, vf *refo, vf *mo, vf q, vf g, vf klo, vf khi, int span_lo,
+		   int span_hi, const struct vctx *v, const int ranged)
+{
+	const float r = v->r;
+	const vi sgn = (vi){0} + INT32_MIN;
+	const vf m = vround_clamp(q, klo, khi);
+	vf lo = klo, hi = khi, mu0, mun, c0, ncu0, ns0, cn, ncun, nsn, Usn = vb(0.0f);
+	vf Wt = vb(0.0f), T0n = vb(0.0f), T1n = vb(0.0f), n, nm1, Na, S, U, V, b0, b1, fu;
+	vf cu0, cun, s0e, sne;
+	vi a0, an;
+	int base, last = span_lo;
+
+	if (ranged) {
+		lo = m - (float)v->W;
+		hi = m + (float)v->W;
+		lo = vsel(lo > klo, lo, klo);
+		hi = vsel(hi < khi, hi, khi);
+	}
+	mu0 = lo - 0.5f;
+	mun = hi + 0.5f;
+	if (ranged)
+		vedge_neg(&c0, &ncu0, &ns0, -vexp_neg_clamped((mu0 - q) * r));
+	else {
+		Usn = -vexp_neg_clamped(((float)span_lo - 0.5f - q) * r);
+		vedge_neg(&c0, &ncu0, &ns0, Usn);
+	}
+	/* chunks of edges base .. base+chunk-1, U restarted by one exp at each
+	 * base; the interior edges are span_lo+1 .. span_hi */
+	/* edge j is at mu = org + j - 1/2: org = 0 (ranged 0, 1) or the lane's
+	 * window start m - W (ranged 2, span 0 .. 2W) */
+	base = ranged == 1 ? v->m0 + (span_lo - v->m0) / v->chunk * v->chunk : span_lo;
+	for (; base <= span_hi; base += v->chunk) {
+		const int k0 = span_lo + 1 - base > 0 ? span_lo + 1 - base : 0;
+		const int k1 = span_hi - base < v->chunk - 1 ? span_hi - base : v->chunk - 1;
+		const vf in_lo = lo + 0.5f, in_hi = hi - 0.5f;
+		vf muv = (ranged == 2 ? m - (float)v->W : vb(0.0f)) + ((float)(base + k0) - 1.5f), dv;
+		if (k0 > k1)
+			continue;
+		last = base;
+		dv = muv - mu0; /* muv = mu_j, dv = mu_j - mu_0 (both exact) */
+		if (ranged || base > span_lo)
+			Usn = -vexp_neg_clamped((muv + 1.0f - (float)k0 - q) * r);
+		for (int k = k0; k <= k1; k++) {
+			const vf Un = Usn * v->rpow[k];
+			const vf c = 1.0f / (1.0f - Un);
+			const vf ncu = c * Un;
+			vf ns = c * ncu, w;
+			vi above;
+			muv += 1.0f;
+			dv += 1.0f;
+			above = muv >= q;
+			w = vsel(above, ncu, c);
+			if (ranged) {
+				const vi in = (muv >= in_lo) & (muv <= in_hi);
+				w = (vf)((vi)w & in);
+				ns = (vf)((vi)ns & in);
+			}
+			Wt += w;
+			T0n += ns;
+			T1n += ns * dv;
+		}
+	}
+	if (ranged)
+		vedge_neg(&cn, &ncun, &nsn, -vexp_neg_clamped((mun - q) * r));
+	else {
+		if (span_hi + 1 - last == v->chunk) {
+			last = span_hi + 1;
+			Usn = -vexp_neg_clamped(((float)span_hi + 0.5f - q) * r);
+		}
+		vedge_neg(&cn, &ncun, &nsn, Usn * v->rpow[span_hi + 1 - last]);
+	}
+	cu0 = (vf)((vi)ncu0 ^ sgn);
+	cun = (vf)((vi)ncun ^ sgn);
+	s0e = (vf)((vi)ns0 ^ sgn);
+	sne = (vf)((vi)nsn ^ sgn);
+	n = hi - lo + 1.0f;
+	nm1 = n - 1.0f;
+	{
+		/* interior edges above q: j in [lo+1, hi] with j - 1/2 >= q (the
+		 * loop's predicate), i.e. j >= jq = floor(q) + 1 + [floor(q) + 1/2 < q];
+		 * q clamped first, so the conversions and floor(q) + 1/2 are exact */
+		vf qc = vsel(q > lo - 1.0f, q, lo - 1.0f), jq, fl;
+		qc = vsel(qc < hi + 1.0f, qc, hi + 1.0f);
+		fl = __builtin_convertvector(__builtin_convertvector(qc, vi), vf); /* trunc */
+		fl = fl - (vf)((fl > qc) & (vi)vb(1.0f));                          /* floor */
+		jq = fl + 1.0f + (vf)((fl + 0.5f < qc) & (vi)vb(1.0f));
+		jq = vsel(jq > lo + 1.0f, jq, lo + 1.0f);
+		jq = vsel(jq < hi + 1.0f, jq, hi + 1.0f);
+		Na = hi + 1.0f - jq;
+	}
+	a0 = mu0 >= q;
+	an = mun >= q;
+	S = vsel(a0, cu0 - cun, vsel(an, (1.0f - cun) - c0, cn - c0)) + n * (float)LB_RQ_FUZZ;
+	fu = (float)LB_RQ_FUZZ * (n * nm1 * 0.5f);
+	U = vsel(an, ((nm1 - Na) - nm1 * cun) - Wt, (nm1 * cn - Na) - Wt) + fu;
+	V = vsel(a0, nm1 * cu0 + Wt, (Na + Wt) - nm1 * c0) + fu;
+	S = 1.0f / S;
+	b0 = U * S * s0e;
+	b1 = V * S * sne;
+	*S0o = g * v->alpha * ((b0 + T0n + b1) * S);
+	*S1o = g * v->alpha * ((T1n + b1 * (mun - mu0)) * S); /* b0 (mu0 - mu0) = 0 */
+	*refo = mu0;
+	*mo = m;
+}
+
+/* The backward over all elements (no gates, identity STE). keep: the kept
+ * level of every element when level == NULL. [out] sums[0] = dL/dalpha,
+ * sums[1] = sum (S1 - q S0) (dL/dsigma = -(alpha/sigma^2) sums[1]). */
+AI void srq_backward_body(float *dx, double *sums, const float *dy, const float *x, size_t n,
+			  const uint8_t *level, int keep, const struct vctx *v)
+{
+	/* 16 virtual lanes = 16/VL blocks; float partials over 256 elements */
+	enum { NSUB = 16 / VL };
+	vd acc_a[NSUB], acc_s[NSUB];
+	vf fa[NSUB], fs[NSUB];
+	int klo_i, khi_i, ranged;
+	vf klo, khi;
+	size_t blk = 0;
+
+	for (int i = 0; i < NSUB; i++) {
+		acc_a[i] = acc_s[i] = (vd){0};
+		fa[i] = fs[i] = vb(0.0f);
+	}
+	lb_rq_level_range(&klo_i, &khi_i, keep, v->uns);
+	klo = vb((float)klo_i);
+	khi = vb((float)khi_i);
+	ranged = srq_ranged(level, keep, v);
+	for (size_t e0 = 0; e0 < n; e0 += VL, blk++) {
+		const size_t cnt = n - e0 < VL ? n - e0 : VL;
+		const int sub = (int)(blk % NSUB);
+		vf q, g, S0, S1, ref, m;
+		if (cnt == VL) {
+			q = vload(x + e0) / v->alpha;
+			g = vload(dy + e0);
+			if (level)
+				vlevel_range(&klo, &khi, level + e0, v->bits, v->uns);
+		} else {
+			/* the tail, padded with x = dy = 0 (contributes exactly 0) */
+			float xb[VL] = {0}, gb[VL] = {0};
+			uint8_t lb[VL] = {0};
+			for (size_t i = 0; i < cnt; i++) {
+				xb[i] = x[e0 + i];
+				gb[i] = dy[e0 + i];
+				lb[i] = level ? level[e0 + i] : 0;
+			}
+			q = vload(xb) / v->alpha;
+			g = vload(gb);
+			if (level)
+				vlevel_range(&klo, &khi, lb, v->bits, v->uns);
+		}
+		if (ranged && 2 * v->W < khi_i - klo_i) /* narrow windows: relative */
+			srq_vblock(&S0, &S1, &ref, &m, q, g, klo, khi, 0, 2 * v->W, v, 2);
+		else if (ranged) {
+			/* the union of the lanes' windows */
+			const vf mm = vround_clamp(q, klo, khi);
+			vf l = mm - (float)v->W, h = mm + (float)v->W;
+			l = vsel(l > klo, l, klo);
+			h = vsel(h < khi, h, khi);
+			srq_vblock(&S0, &S1, &ref, &m, q, g, klo, khi, (int)vhmin(l), -(int)vhmin(-h),
+				   v, 1);
+		} else
+			srq_vblock(&S0, &S1, &ref, &m, q, g, klo, khi, klo_i, khi_i, v, 0);
+		if (dx && cnt == VL)
+			vstore(dx + e0, vload(dx + e0) + S0 * v->neg_inv_sigma);
+		else if (dx) {
+			float d[VL];
+			vstore(d, S0 * v->neg_inv_sigma);
+			for (size_t i = 0; i < cnt; i++)
+				dx[e0 + i] += d[i];
+		}
+		/* per element in float: dalpha gets S1/sigma + g m, dsigma
+		 * S1 - q S0 = S1rel + (mu_0 - q) S0 (no cancellation) */
+		fa[sub] += (S1 + ref * S0) * v->inv_sigma + g * m;
+		fs[sub] += S1 + (ref - q) * S0;
+		if ((blk + 1) % (16 * NSUB) == 0)
+			for (int i = 0; i < NSUB; i++) {
+				acc_a[i] += __builtin_convertvector(fa[i], vd);
+				acc_s[i] += __builtin_convertvector(fs[i], vd);
+				fa[i] = fs[i] = vb(0.0f);
+			}
+	}
+	sums[0] = sums[1] = 0.0;
+	for (int i = 0; i < NSUB; i++) {
+		acc_a[i] += __builtin_convertvector(fa[i], vd);
+		acc_s[i] += __builtin_convertvector(fs[i], vd);
+		for (int j = 0; j < VL; j++) {
+			sums[0] += acc_a[i][j];
+			sums[1] += acc_s[i][j];
+		}
+	}
+}
+
+/* y = alpha m, m = round-and-clamp to the kept range of each element */
+AI void srq_forward_body(float *y, const float *x, size_t n, const uint8_t *level, int keep,
+			 const struct vctx *v)
+{
+	int klo_i, khi_i;
+	vf klo, khi;
+	lb_rq_level_range(&klo_i, &khi_i, keep, v->uns);
+	klo = vb((float)klo_i);
+	khi = vb((float)khi_i);
+	for (size_t e0 = 0; e0 < n; e0 += VL) {
+		const size_t cnt = n - e0 < VL ? n - e0 : VL;
+		float xb[VL] = {0}, yb[VL];
+		uint8_t lb[VL] = {0};
+		if (cnt == VL) {
+			if (level)
+				vlevel_range(&klo, &khi, level + e0, v->bits, v->uns);
+			vstore(y + e0, v->alpha * vround_clamp(vload(x + e0) / v->alpha, klo, khi));
+			continue;
+		}
+		for (size_t i = 0; i < cnt; i++) {
+			xb[i] = x[e0 + i];
+			lb[i] = level ? level[e0 + i] : 0;
+		}
+		if (level)
+			vlevel_range(&klo, &khi, lb, v->bits, v->uns);
+		vstore(yb, v->alpha * vround_clamp(vload(xb) / v->alpha, klo, khi));
+		for (size_t i = 0; i < cnt; i++)
+			y[e0 + i] = yb[i];
+	}
+}
+
+/* Philox4x32-10 (Random123, as lb_rng_block) of VL counters that differ in
+ * words 2 and 3 only: out[w] = word w of block (seed, purpose, epoch, index). */
+AI void vphilox(vu32 out[4], uint64_t seed, uint32_t purpose, uint32_t epoch, vu32 c2, vu32 c3)
+{
+	vu32 c0 = (vu32){0} + purpose, c1 = (vu32){0} + epoch;
+	uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+	for (int round = 0; round < 10; round++) {
+		const vu64 p0 = __builtin_convertvector(c0, vu64) * 0xD2511F53u;
+		const vu64 p1 = __builtin_convertvector(c2, vu64) * 0xCD9E8D57u;
+		const vu32 hi0 = __builtin_convertvector(p0 >> 32, vu32);
+		const vu32 hi1 = __builtin_convertvector(p1 >> 32, vu32);
+		const vu32 lo0 = __builtin_convertvector(p0, vu32);
+		const vu32 lo1 = __builtin_convertvector(p1, vu32);
+		if (round > 0) {
+			k0 += 0x9E3779B9u;
+			k1 += 0xBB67AE85u;
+		}
+		c0 = hi1 ^ c1 ^ k0;
+		c1 = lo1;
+		c2 = hi0 ^ c3 ^ k1;
+		c3 = lo0;
+	}
+	out[0] = c0;
+	out[1] = c1;
+	out[2] = c2;
+	out[3] = c3;
+}
+
+/* lb_dropbits_sample (train) for elements [0, n) */
+AI void dropbits_body(uint8_t *level, size_t n, int bits, const float *p,
+		      const struct lb_rq_key *key)
+{
+	vu32 lane;
+	for (int i = 0; i < VL; i++)
+		lane[i] = (uint32_t)i;
+	for (size_t e0 = 0; e0 < n; e0 += VL) {
+		const size_t cnt = n - e0 < VL ? n - e0 : VL;
+		vu32 w[4], idx_lo, idx_hi;
+		vi L = (vi){0} + 1, alive = (vi){0} - 1;
+		uint8_t out[VL];
+		int blk = -1;
+		{
+			/* index = ((base + e) << 6) | blk: 64-bit, split in words */
+			const uint64_t b0 = (key->base + e0) << 6;
+			const vu32 off = lane << 6;
+			idx_lo = (vu32){0} + (uint32_t)b0;
+			idx_hi = (vu32){0} + (uint32_t)(b0 >> 32);
+			idx_hi += (vu32)((idx_lo + off) < idx_lo) & 1u; /* carry */
+			idx_lo += off;
+		}
+		for (int k = 2; k <= bits; k++) {
+			const int j = k - 2;
+			vf u;
+			vi on;
+			if (j >> 2 != blk) {
+				blk = j >> 2;
+				vphilox(w, key->seed, LB_RNG_DROPBITS, key->step, idx_lo | (uint32_t)blk,
+					idx_hi);
+			}
+			u = (__builtin_convertvector(w[j & 3] >> 8, vf) + 0.5f) * (1.0f / 16777216.0f);
+			on = alive & (u >= p[k]);
+			L = (on & k) | (~on & L);
+			alive = on;
+		}
+		for (int i = 0; i < VL; i++)
+			out[i] = (uint8_t)L[i];
+		memcpy(level + e0, out, cnt);
+	}
+}
+
+#undef vf
+#undef vi
+#undef vd
+#undef vu8
+#undef vu32
+#undef vu64
+#undef vphilox
+#undef dropbits_body
+#undef vb
+#undef vsel
+#undef vload
+#undef vstore
+#undef vexp
+#undef vexp_neg_clamped
+#undef vround_clamp
+#undef vlevel_range
+#undef vedge_neg
+#undef vhmin
+#undef srq_vblock
+#undef srq_backward_body
+#undef srq_forward_body
+#undef RQ_N
+#undef RQ_CAT
+#undef RQ_CAT2
+#undef VL
+#endif /* LB_RQ_VEC_PASS */

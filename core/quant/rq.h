@@ -26,7 +26,10 @@
  *   resumed run redraws the same noise (core/rng.h).
  * - Every fast kernel has a *_ref twin (double precision, the literal
  *   formulas of methods.md 2.1.1/2.2/2.3): hard forwards equal bit for bit,
- *   gradients to float rounding. */
+ *   gradients to float rounding (SRQ: within LB_RQ_GRAD_TOL).
+ * - The SRQ kernels without gates run vectorised (lb_rq_set_isa); their
+ *   results are the same bits on every ISA and do not depend on an element's
+ *   position in the tensor. */
 #ifndef LB_RQ_H
 #define LB_RQ_H
 
@@ -36,6 +39,16 @@
 #define LB_RQ_MAX_BITS 8      /* K <= 256 points, grid index fits 6 rng block bits */
 #define LB_RQ_FUZZ 1e-6       /* eps_f added to every interval mass */
 #define LB_RQ_U_MIN 1e-10     /* uniform clamp for the Gumbel noise */
+/* Tolerance of lb_srq_backward (identity STE, no gates) against
+ * lb_srq_backward_ref: ||dx - dx_ref|| / ||dx_ref|| and the relative errors of
+ * dalpha and dsigma stay below this in tests/unit/test_rq.c (inputs with
+ * half-way points, +-1-3 ulp neighbours and outliers 1e6 grids away; 1 to 8
+ * bits, alpha/sigma 0.33 to 25, windows, DropBits). Measured: dx 1e-7 to
+ * 2e-6; dalpha, dsigma (float sums with cancellation) up to 1.4e-5 at
+ * alpha/sigma = 25, where the previous scalar float kernel had 9e-6. Not
+ * bit-identical: the fast kernel works in float with a recurrence for the
+ * edge exponentials (rq.c, "vectorised across elements"). */
+#define LB_RQ_GRAD_TOL 3e-5
 
 /* hard-concrete constants (AMLab-Amsterdam/L0_regularization, l0_layers.py) */
 #define LB_HC_BETA (2.0 / 3.0)
@@ -145,6 +158,21 @@ void lb_srq_forward_ref(float *y, const float *x, size_t n, const struct lb_rq_s
 void lb_srq_backward_ref(float *dx, double *dalpha, double *dsigma, const float *dy,
 			 const float *x, size_t n, const struct lb_rq_spec *sp, float alpha,
 			 float sigma, const struct lb_rq_mask *mask);
+
+/* Vector code of the SRQ kernels (lb_srq_forward without gates, the
+ * identity-STE lb_srq_backward without gates): every choice gives the same
+ * bits. AUTO (the default) is the best the CPU has. */
+enum lb_rq_isa {
+	LB_RQ_ISA_AUTO = 0,
+	LB_RQ_ISA_GENERIC = 1, /* 4 lanes, SSE2 (any CPU) */
+	LB_RQ_ISA_AVX2 = 2,    /* 8 lanes */
+	LB_RQ_ISA_AVX512 = 3   /* 16 lanes (8 with per-element ranges); F, DQ, BW, VL */
+};
+/* Use isa from now on (process-wide; for tests and benchmarks): one the CPU
+ * lacks, or AUTO, selects the best. Returns the ISA in force. */
+int lb_rq_set_isa(int isa);
+/* The ISA in force (never AUTO). */
+int lb_rq_isa(void);
 
 /* ---- scalar references (tests, documentation) ---- */
 

@@ -16,10 +16,19 @@
 /* ---- rounding and grids ---- */
 
 /* C roundf: halfway cases away from zero; + 0 turns a -0 result into +0 so
- * that outputs never carry a negative zero. */
+ * that outputs never carry a negative zero. Bit for bit roundf(q) + 0.0f
+ * without the libm call (baseline x86-64 has no rounding instruction):
+ * |q| >= 2^23, inf and NaN are returned as they are (already integers); else
+ * truncate |q| and add 1 when the dropped fraction (exact) is >= 1/2. */
 static inline float qround(float q)
 {
-	return roundf(q) + 0.0f;
+	const float a = fabsf(q);
+	float t;
+	if (!(a < 8388608.0f))
+		return q + 0.0f;
+	t = (float)(int32_t)a;
+	t += (float)(a - t >= 0.5f); /* branch-free: signs and fractions are random */
+	return copysignf(t, q) + 0.0f;
 }
 
 float lb_quant_round(float q)
@@ -34,11 +43,13 @@ static double round_ref(float q)
 	return (d >= 0.0 ? floor(d + 0.5) : -floor(-d + 0.5)) + 0.0;
 }
 
-/* clamp(round(q) + zf, lo, hi) in float, branch-free; NaN -> lo (fmaxf
+/* clamp(round(q) + zf, lo, hi) in float, by compares; NaN -> lo (as fmaxf
  * returns the number when one argument is NaN). */
 static inline float round_clamp(float q, float zf, float lo, float hi)
 {
-	return fminf(fmaxf(qround(q) + zf, lo), hi);
+	float v = qround(q) + zf;
+	v = v > lo ? v : lo; /* NaN -> lo, as fmaxf; no -0 reaches here */
+	return v < hi ? v : hi;
 }
 
 /* Twin of round_clamp: explicit branches, integer bounds. */

@@ -4,7 +4,9 @@
  * surrogate d E_pi[g] and the tempered (tau = 1) variant; SRQ forward ==
  * round-and-clamp bit for bit (fast and reference); DropBits nesting, rates
  * and determinism; hard-concrete gates and the bit-cost penalty against
- * central differences; fast kernels == their *_ref twins. */
+ * central differences; fast kernels == their *_ref twins (SRQ gradients
+ * within LB_RQ_GRAD_TOL); the vector SRQ kernels and DropBits sampling give
+ * the same bits on every ISA the CPU has and for any position in a block. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +20,8 @@
 
 #define SEED 20240611ULL
 #define MAXK 256
+/* fast identity-STE SRQ backward vs its double twin (rq.h: LB_RQ_GRAD_TOL) */
+#define SRQ_TOL LB_RQ_GRAD_TOL
 
 static float *fnew(size_t n)
 {
@@ -443,7 +447,7 @@ static void test_srq_fast_ref(void)
 		}
 		lb_srq_backward(d1, &a1, &s1, dy, x, n, &sp, C->alpha, C->sigma, NULL);
 		lb_srq_backward_ref(d2, &a2, &s2, dy, x, n, &sp, C->alpha, C->sigma, NULL);
-		ok(rel_errf(d1, d2, n) < 1e-4 && rel1(a1, a2) < 1e-4 && rel1(s1, s2) < 1e-4,
+		ok(rel_errf(d1, d2, n) < SRQ_TOL && rel1(a1, a2) < SRQ_TOL && rel1(s1, s2) < SRQ_TOL,
 		   "SRQ backward fast == ref, %s (dx %.1e, dalpha %.1e, dsigma %.1e)", C->name,
 		   rel_errf(d1, d2, n), rel1(a1, a2), rel1(s1, s2));
 	}
@@ -466,6 +470,99 @@ static void test_srq_fast_ref(void)
 	free(dy);
 	free(d1);
 	free(d2);
+}
+
+/* The vector SRQ kernels: every ISA gives the same bits; an element's
+ * result does not depend on where it sits in a block; the chunked exp
+ * (large alpha/sigma, several restarts, one exp per edge) still == ref. */
+static void test_srq_isa(void)
+{
+	const size_t n = 1000 + 13; /* not a multiple of any vector width */
+	float *x = fnew(n), *dy = fnew(n), *y0 = fnew(n), *y1 = fnew(n), *d0 = fnew(n), *d1 = fnew(n);
+	uint8_t *lv = malloc(n);
+	const int best = lb_rq_set_isa(LB_RQ_ISA_AUTO);
+	const struct lb_rq_key key = {SEED, 5, 0};
+	float p[9];
+	int same = 1, shifted = 1, nisa = 0;
+	lb_dropbits_probs(p, 4, 0.3f);
+	lb_dropbits_sample(lv, n, 4, p, &key, 1);
+	for (size_t i = 0; i < n; i++)
+		dy[i] = unif(1600, i, -1.0f, 1.0f);
+	for (int cfg = 0; cfg < 5; cfg++) {
+		struct lb_rq_spec sp;
+		struct lb_rq_mask mask, *mp = NULL;
+		const float alpha = 0.1f, sigma = cfg == 1 ? 0.004f : 0.11f;
+		double a0 = 0, s0 = 0;
+		lb_rq_spec_default(&sp, cfg == 4 ? 8 : 4, cfg == 3);
+		memset(&mask, 0, sizeof(mask));
+		if (cfg == 2) { /* per-element DropBits + window */
+			mask.level = lv;
+			mp = &mask;
+			sp.delta = 3.0f;
+		}
+		if (cfg == 4) /* 8 bits, window */
+			sp.delta = 3.0f;
+		fill_inputs(x, n, alpha, lb_rq_grid_min(&sp), 1 << sp.bits, (uint32_t)(1610 + cfg));
+		for (int isa = LB_RQ_ISA_GENERIC; isa <= best; isa++) {
+			double a1 = 0, s1 = 0;
+			if (lb_rq_set_isa(isa) != isa)
+				continue;
+			nisa += cfg == 0;
+			memset(d1, 0, n * sizeof(float));
+			lb_srq_forward(y1, x, n, &sp, alpha, sigma, mp);
+			lb_srq_backward(d1, &a1, &s1, dy, x, n, &sp, alpha, sigma, mp);
+			if (isa == LB_RQ_ISA_GENERIC) {
+				memcpy(y0, y1, n * sizeof(float));
+				memcpy(d0, d1, n * sizeof(float));
+				a0 = a1;
+				s0 = s1;
+			} else if (memcmp(y0, y1, n * sizeof(float)) || memcmp(d0, d1, n * sizeof(float)) ||
+				   a0 != a1 || s0 != s1) {
+				diag("cfg %d: isa %d differs from generic (dalpha %.17g vs %.17g)", cfg, isa, a1, a0);
+				same = 0;
+			}
+			/* the same elements 3 places later in their blocks */
+			memset(d1, 0, n * sizeof(float));
+			if (cfg == 2)
+				mask.level = lv + 3;
+			lb_srq_backward(d1, NULL, NULL, dy + 3, x + 3, n - 3, &sp, alpha, sigma, mp);
+			mask.level = lv;
+			shifted &= memcmp(d0 + 3, d1, (n - 3) * sizeof(float)) == 0;
+		}
+		if (cfg == 1) { /* alpha/sigma = 25: chunks of 1 edge, fast == ref */
+			double a2 = 0, s2 = 0;
+			memset(d1, 0, n * sizeof(float));
+			lb_srq_backward_ref(d1, &a2, &s2, dy, x, n, &sp, alpha, sigma, mp);
+			ok(rel_errf(d0, d1, n) < SRQ_TOL && rel1(a0, a2) < SRQ_TOL && rel1(s0, s2) < SRQ_TOL,
+			   "SRQ backward alpha/sigma = 25 (one exp per edge): fast == ref (dx %.1e, dalpha %.1e, dsigma %.1e)",
+			   rel_errf(d0, d1, n), rel1(a0, a2), rel1(s0, s2));
+		}
+	}
+	lb_rq_set_isa(LB_RQ_ISA_AUTO);
+	diag("vector code tested: %d of generic/avx2/avx512 (this CPU's best: %d)", nisa, best);
+	ok(nisa >= 1 && same, "SRQ forward and backward: the same bits on every vector ISA the CPU has");
+	ok(shifted, "SRQ backward of an element does not depend on its position in a block");
+	{
+		/* several chunks (alpha/sigma = 3: 13 edges per exp on a 6-bit grid) */
+		struct lb_rq_spec sp;
+		double a1 = 0, s1 = 0, a2 = 0, s2 = 0;
+		lb_rq_spec_default(&sp, 6, 0);
+		fill_inputs(x, n, 0.03f, -32, 64, 1620);
+		memset(d0, 0, n * sizeof(float));
+		memset(d1, 0, n * sizeof(float));
+		lb_srq_backward(d0, &a1, &s1, dy, x, n, &sp, 0.03f, 0.01f, NULL);
+		lb_srq_backward_ref(d1, &a2, &s2, dy, x, n, &sp, 0.03f, 0.01f, NULL);
+		ok(rel_errf(d0, d1, n) < SRQ_TOL && rel1(a1, a2) < SRQ_TOL && rel1(s1, s2) < SRQ_TOL,
+		   "SRQ backward 6 bits, alpha/sigma = 3 (5 exp restarts): fast == ref (dx %.1e, dalpha %.1e, dsigma %.1e)",
+		   rel_errf(d0, d1, n), rel1(a1, a2), rel1(s1, s2));
+	}
+	free(x);
+	free(dy);
+	free(y0);
+	free(y1);
+	free(d0);
+	free(d1);
+	free(lv);
 }
 
 /* ---- RQ ---- */
@@ -735,7 +832,7 @@ static void test_dropbits(void)
 				worst = fmax(worst, fmax(rel_errf(d1, d2, m), fmax(rel1(a1, a2), rel1(s1, s2))));
 			}
 		ok(same, "keeping L of b bits == the L-bit quantizer (backward, bit for bit)");
-		ok(worst < 1e-4, "masked backward fast == ref (worst %.1e)", worst);
+		ok(worst < SRQ_TOL, "masked backward fast == ref (worst %.1e)", worst);
 		/* per-element masks: fast == ref */
 		{
 			struct lb_rq_spec sp;
@@ -749,8 +846,9 @@ static void test_dropbits(void)
 			memset(d2, 0, m * sizeof(float));
 			lb_srq_backward(d1, &a1, &s1, dy, x, m, &sp, 0.1f, 0.07f, &mask);
 			lb_srq_backward_ref(d2, &a2, &s2, dy, x, m, &sp, 0.1f, 0.07f, &mask);
-			ok(rel_errf(d1, d2, m) < 1e-4 && rel1(a1, a2) < 1e-4 && rel1(s1, s2) < 1e-4,
-			   "per-element DropBits + local window backward: fast == ref");
+			ok(rel_errf(d1, d2, m) < SRQ_TOL && rel1(a1, a2) < SRQ_TOL && rel1(s1, s2) < SRQ_TOL,
+			   "per-element DropBits + local window backward: fast == ref (dx %.1e, dalpha %.1e, dsigma %.1e)",
+			   rel_errf(d1, d2, m), rel1(a1, a2), rel1(s1, s2));
 		}
 		free(x);
 		free(dy);
@@ -759,6 +857,35 @@ static void test_dropbits(void)
 	}
 	free(lv);
 	free(lv2);
+}
+
+/* vectorised DropBits sampling == the scalar draw of each element (the
+ * per-layer sampler draws element 0 of its key with lb_rng_block), on every
+ * ISA, for 2..8 bits, across a carry of the 64-bit rng index */
+static void test_dropbits_exact(void)
+{
+	const size_t n = 300 + 5;
+	uint8_t *lv = malloc(n);
+	const int best = lb_rq_set_isa(LB_RQ_ISA_AUTO);
+	int same = 1, checked = 0;
+	for (int isa = LB_RQ_ISA_GENERIC; isa <= best; isa++) {
+		if (lb_rq_set_isa(isa) != isa)
+			continue;
+		for (int bits = 2; bits <= 8; bits++) {
+			float p[9];
+			const struct lb_rq_key key = {SEED + (uint64_t)bits, 11, (1ULL << 26) - 150};
+			lb_dropbits_probs(p, bits, 0.5f);
+			lb_dropbits_sample(lv, n, bits, p, &key, 1);
+			for (size_t e = 0; e < n; e++) {
+				const struct lb_rq_key k1 = {key.seed, key.step, key.base + e};
+				same &= lv[e] == lb_dropbits_sample_layer(bits, p, &k1, 1);
+				checked++;
+			}
+		}
+	}
+	lb_rq_set_isa(LB_RQ_ISA_AUTO);
+	ok(same && checked > 0, "vector DropBits masks == the scalar per-element draw (%d checked)", checked);
+	free(lv);
 }
 
 /* ---- hard-concrete gates, penalty, learned bits ---- */
@@ -1045,9 +1172,11 @@ int main(void)
 	test_srq_formula();
 	test_srq_tempered();
 	test_srq_fast_ref();
+	test_srq_isa();
 	test_rq();
 	test_rq_st();
 	test_dropbits();
+	test_dropbits_exact();
 	test_gates();
 	test_gated_srq();
 	test_timing();
