@@ -3,11 +3,14 @@
  * by epoch, evaluate, and keep the run file current with an atomic rewrite
  * at every checkpoint. Randomness is counter-based (rng.h), so a run resumed
  * from the checkpoint of epoch e redraws exactly what the uninterrupted run
- * drew after e: resumed weights are bit-identical. */
+ * drew after e: resumed weights are bit-identical. A stop signal (signals.h)
+ * adds a checkpoint inside an epoch, at the step boundary the ranks agree
+ * on; resuming it skips the steps of that epoch already done. */
 #include "lbconfig.h"
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,7 @@
 #include "optim/optim.h"
 #include "quant/qmodel.h"
 #include "rng.h"
+#include "signals.h"
 #include "train.h"
 #include "util.h"
 
@@ -59,6 +63,12 @@ struct run {
 	float *bn_stats; /* (S, bn_stats_floats) */
 	double comm_seconds; /* time in gradient exchange this epoch */
 	double penalty_sum;  /* bit-cost regulariser summed over this epoch's steps */
+	/* A mid-epoch checkpoint (preemption): the steps done inside epoch
+	 * epoch0 and that epoch's sums so far, so that the resumed epoch ends
+	 * with the same metrics. All 0 at an epoch boundary. */
+	int epoch_step;
+	int stop_sig;        /* the stop signal the ranks agreed on (0: none) */
+	double epoch_loss_sum, epoch_hits, epoch_penalty_sum, epoch_seconds;
 };
 
 /* ---- data ---- */
@@ -367,6 +377,12 @@ static int checkpoint(struct run *r, int epochs_done)
 	rc = rc ? rc : lb_runfile_set_attr_i64(r->rf, "checkpoint", "epoch", epochs_done);
 	rc = rc ? rc : lb_runfile_set_attr_i64(r->rf, "checkpoint", "step", r->step);
 	rc = rc ? rc : lb_runfile_set_attr_i64(r->rf, "checkpoint", "opt_t", r->opt->t);
+	rc = rc ? rc : lb_runfile_set_attr_i64(r->rf, "checkpoint", "epoch_step", r->epoch_step);
+	rc = rc ? rc : lb_runfile_set_attr_f64(r->rf, "checkpoint", "epoch_loss_sum", r->epoch_loss_sum);
+	rc = rc ? rc : lb_runfile_set_attr_f64(r->rf, "checkpoint", "epoch_hits", r->epoch_hits);
+	rc = rc ? rc : lb_runfile_set_attr_f64(r->rf, "checkpoint", "epoch_penalty_sum",
+					       r->epoch_penalty_sum);
+	rc = rc ? rc : lb_runfile_set_attr_f64(r->rf, "checkpoint", "epoch_seconds", r->epoch_seconds);
 	rc = rc ? rc : lb_runfile_set_attr_f64(r->rf, "", "peak_rss_mib", lb_peak_rss_mib());
 	rc = rc ? rc : lb_runfile_write(r->rf, r->path);
 	return rc;
@@ -401,6 +417,24 @@ static int restore(struct run *r)
 		rc = get_block(r->rf, "checkpoint/opt_v", r->opt->v, r->opt->n);
 	if (rc)
 		return lb_error_prefix(rc, "%s", r->path);
+	/* a mid-epoch checkpoint (older files have none: an epoch boundary) */
+	int64_t es = 0;
+	if (!lb_runfile_get_attr_i64(r->rf, "checkpoint", "epoch_step", &es) &&
+	    (es < 0 || es >= r->steps_per_epoch ||
+	     (es > 0 && step != (int64_t)epoch * r->steps_per_epoch + es)))
+		return lb_error(LB_ERR_STATE,
+				"%s: checkpoint/epoch_step %lld does not fit %d steps per epoch at "
+				"step %lld (the file was not written by this configuration)",
+				r->path, (long long)es, r->steps_per_epoch, (long long)step);
+	r->epoch_step = (int)es;
+	r->epoch_loss_sum = r->epoch_hits = r->epoch_penalty_sum = r->epoch_seconds = 0;
+	if (es > 0 &&
+	    (lb_runfile_get_attr_f64(r->rf, "checkpoint", "epoch_loss_sum", &r->epoch_loss_sum) ||
+	     lb_runfile_get_attr_f64(r->rf, "checkpoint", "epoch_hits", &r->epoch_hits) ||
+	     lb_runfile_get_attr_f64(r->rf, "checkpoint", "epoch_penalty_sum", &r->epoch_penalty_sum) ||
+	     lb_runfile_get_attr_f64(r->rf, "checkpoint", "epoch_seconds", &r->epoch_seconds)))
+		return lb_error(LB_ERR_STATE, "%s: mid-epoch checkpoint without its epoch sums",
+				r->path);
 	r->epoch0 = (int)epoch;
 	r->step = step;
 	r->opt->t = t;
@@ -447,8 +481,12 @@ static int open_runfile(struct run *r, const struct lb_train_opts *opts, int wor
 		rc = restore(r);
 		if (rc)
 			return rc;
-		lb_log(LB_LOG_INFO, "resuming '%s' after epoch %d (step %ld)", r->path, r->epoch0,
-		       r->step);
+		if (r->epoch_step)
+			lb_log(LB_LOG_INFO, "resuming '%s' inside epoch %d after its step %d (step %ld)",
+			       r->path, r->epoch0 + 1, r->epoch_step, r->step);
+		else
+			lb_log(LB_LOG_INFO, "resuming '%s' after epoch %d (step %ld)", r->path,
+			       r->epoch0, r->step);
 		return lb_runfile_set_attr_str(r->rf, "", "status", "running");
 	}
 	/* Fresh run: make sure the folder exists and is writable before training. */
@@ -601,25 +639,69 @@ static int train_step(struct run *r, int epoch, int s, double *loss, double *hit
 	return LB_OK;
 }
 
+/* The stop signal all ranks agree on at this step boundary (0: none). One
+ * MPI_Allreduce of one int per step over the run's communicator. */
+static int stop_signal(struct run *r)
+{
+	int sig = lb_signal_pending();
+	if (r->comm != MPI_COMM_NULL && r->world > 1)
+		MPI_Allreduce(MPI_IN_PLACE, &sig, 1, MPI_INT, MPI_MAX, r->comm);
+	return sig;
+}
+
+/* Sum of squares of the gradient the optimizer is about to apply, in
+ * double: finite exactly when every entry is (a float squared is below
+ * 1.2e77, so the sum of up to 2^63 of them cannot overflow a double). */
+static double grad_sumsq(const struct run *r)
+{
+	const float *g = r->model->g;
+	double s = 0;
+	for (size_t i = 0; i < r->opt->n; i++)
+		s += (double)g[i] * g[i];
+	return s;
+}
+
+/* One epoch from step r->epoch_step (0, or where a mid-epoch checkpoint
+ * stopped, with that epoch's sums restored). Returns LB_ERR_SIGNAL with
+ * r->epoch_step and the sums set to the stopping point when a stop signal
+ * is agreed at a step boundary, before that step has changed anything. */
 static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opts, double *loss,
 		       double *acc, double *seconds, float *lr_out)
 {
 	const struct lb_config *cfg = r->cfg;
 	struct lb_model *m = r->model;
-	int B = (int)cfg->train.batch, rc;
-	double sum = 0, hits = 0, t0 = lb_now();
-	long seen = 0;
+	int B = (int)cfg->train.batch, rc, s0 = r->epoch_step, sig;
+	double sum = r->epoch_loss_sum, hits = r->epoch_hits, t0 = lb_now();
+	double before = r->epoch_seconds; /* time spent in this epoch before a resume */
+	long seen = (long)s0 * B;
 	float lr = 0;
 	r->comm_seconds = 0;
-	r->penalty_sum = 0;
+	r->penalty_sum = r->epoch_penalty_sum;
+	r->epoch_step = 0;
+	r->epoch_loss_sum = r->epoch_hits = r->epoch_penalty_sum = r->epoch_seconds = 0;
 	lb_model_quant_epoch(m, epoch);
 	lb_rng_permutation(r->perm, r->train.n, cfg->seed, LB_RNG_ORDER, (uint32_t)epoch);
-	for (int s = 0; s < r->steps_per_epoch; s++) {
+	for (int s = s0; s < r->steps_per_epoch; s++) {
 		if (opts->crash_at_step && r->step + 1 == opts->crash_at_step) {
 			lb_log(LB_LOG_WARN, "simulated crash at step %ld (--debug-crash-at-step)",
 			       r->step + 1);
 			fflush(NULL);
 			_exit(9);
+		}
+		if (opts->signal_at_step && r->step + 1 == opts->signal_at_step &&
+		    r->rank == r->world - 1) {
+			lb_log(LB_LOG_WARN, "simulated SIGTERM before step %ld (--debug-signal-at-step)",
+			       r->step + 1);
+			raise(SIGTERM);
+		}
+		if ((sig = stop_signal(r))) {
+			r->stop_sig = sig;
+			r->epoch_step = s;
+			r->epoch_loss_sum = sum;
+			r->epoch_hits = hits;
+			r->epoch_penalty_sum = r->penalty_sum;
+			r->epoch_seconds = before + (lb_now() - t0);
+			return lb_error(LB_ERR_SIGNAL, "signal %d", sig);
 		}
 		rc = train_step(r, epoch, s, &sum, &hits);
 		if (rc)
@@ -630,13 +712,18 @@ static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opt
 					"loss is not finite at epoch %d step %d (diverged; try a lower "
 					"optimizer.lr)",
 					epoch + 1, s + 1);
+		if (!isfinite(grad_sumsq(r)))
+			return lb_error(LB_ERR_NUMERIC,
+					"gradient norm is not finite at epoch %d step %d (diverged; try "
+					"a lower optimizer.lr)",
+					epoch + 1, s + 1);
 		lr = lb_schedule_lr(&cfg->schedule, cfg->optimizer.lr, cfg->train.epochs,
 				    (unsigned)epoch, (unsigned)s, (unsigned)r->steps_per_epoch);
 		lb_optim_step(r->opt, m->w, m->g, lr);
 		lb_model_quant_after_step(m);
 		r->step++;
 		if (!opts->quiet && cfg->train.log_every && (s + 1) % cfg->train.log_every == 0) {
-			double rate = seen / (lb_now() - t0);
+			double rate = (double)(seen - (long)s0 * B) / (lb_now() - t0);
 			char eta[32];
 			double left = (double)(r->steps_per_epoch - s - 1) * B / rate +
 				      (double)(cfg->train.epochs - epoch - 1) * r->steps_per_epoch * B / rate;
@@ -649,7 +736,7 @@ static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opt
 		if (cfg->train.max_steps && r->step >= (long)cfg->train.max_steps)
 			break;
 	}
-	*seconds = lb_now() - t0;
+	*seconds = before + (lb_now() - t0);
 	*loss = seen ? sum / seen : NAN;
 	*acc = seen ? hits / seen : NAN;
 	*lr_out = lr;
@@ -685,7 +772,7 @@ static int is_pow2(unsigned v)
  * must be a power of two dividing S with S/K a power of two (so every rank's
  * shards form one subtree of the fixed binary summation tree); in fast mode
  * any K dividing S. */
-static int check_ranks(const struct lb_config *cfg, int K)
+int lb_train_check_ranks(const struct lb_config *cfg, int K)
 {
 	unsigned S = cfg->train.shards;
 	int det = cfg->train.parallel == LB_PARALLEL_DETERMINISTIC;
@@ -713,7 +800,8 @@ static int check_ranks(const struct lb_config *cfg, int K)
  * on resume, the checkpoint. Returns 1 when the run is already complete. */
 static int open_shared(struct run *r, const struct lb_train_opts *opts)
 {
-	int64_t st[4] = {0, 0, 0, 0};
+	int64_t st[5] = {0, 0, 0, 0, 0};
+	double sums[4] = {0, 0, 0, 0};
 	int rc = LB_OK;
 	if (r->rank == 0) {
 		rc = open_runfile(r, opts, r->world);
@@ -721,19 +809,30 @@ static int open_shared(struct run *r, const struct lb_train_opts *opts)
 		st[1] = r->epoch0;
 		st[2] = r->step;
 		st[3] = r->opt->t;
+		st[4] = r->epoch_step;
+		sums[0] = r->epoch_loss_sum;
+		sums[1] = r->epoch_hits;
+		sums[2] = r->epoch_penalty_sum;
+		sums[3] = r->epoch_seconds;
 		if (rc == 1)
 			rc = LB_OK;
 	}
 	rc = lb_comm_agree(r->comm, rc);
 	if (rc || r->comm == MPI_COMM_NULL || r->world == 1)
 		return rc ? rc : (int)st[0];
-	MPI_Bcast(st, 4, MPI_INT64_T, 0, r->comm);
+	MPI_Bcast(st, 5, MPI_INT64_T, 0, r->comm);
+	MPI_Bcast(sums, 4, MPI_DOUBLE, 0, r->comm);
 	MPI_Bcast(r->path, (int)sizeof r->path, MPI_CHAR, 0, r->comm);
 	if (st[0])
 		return 1;
 	r->epoch0 = (int)st[1];
 	r->step = st[2];
 	r->opt->t = st[3];
+	r->epoch_step = (int)st[4];
+	r->epoch_loss_sum = sums[0];
+	r->epoch_hits = sums[1];
+	r->epoch_penalty_sum = sums[2];
+	r->epoch_seconds = sums[3];
 	if (r->step > 0) {
 		struct lb_model *m = r->model;
 		rc = lb_comm_bcast_floats(r->comm, m->w, m->n_weights, 0);
@@ -909,8 +1008,99 @@ static void calibrate(struct run *r)
 	lb_model_quant_calibrate(m, B);
 }
 
-int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, MPI_Comm comm,
-		 struct lb_train_result *res)
+/* ---- stopping early ---- */
+
+static const char *signal_name(int sig)
+{
+	switch (sig) {
+	case SIGTERM:
+		return "SIGTERM";
+	case SIGUSR1:
+		return "SIGUSR1";
+	case SIGUSR2:
+		return "SIGUSR2";
+	default:
+		return "a signal";
+	}
+}
+
+/* Tests (--debug-signal-in-checkpoint): SIGTERM to this process every
+ * 100 us from a POSIX timer, until timer_delete. */
+static int arm_signal_storm(timer_t *t)
+{
+	struct sigevent ev;
+	struct itimerspec its = {{0, 100000}, {0, 100000}};
+	memset(&ev, 0, sizeof ev);
+	ev.sigev_notify = SIGEV_SIGNAL;
+	ev.sigev_signo = SIGTERM;
+	if (timer_create(CLOCK_MONOTONIC, &ev, t) < 0)
+		return -1;
+	if (timer_settime(*t, 0, &its, NULL) < 0) {
+		timer_delete(*t);
+		return -1;
+	}
+	return 0;
+}
+
+/* A stop signal was agreed before step r->epoch_step of epoch `epoch`:
+ * rank 0 saves the state at exactly that step with status "preempted" (an
+ * atomic rewrite: a failure leaves the previous checkpoint in place).
+ * Collective over r->comm. Returns LB_ERR_SIGNAL when saved. */
+static int preempt(struct run *r, int epoch, int sig, const struct lb_train_opts *opts)
+{
+	int rc = LB_OK;
+	if (r->rank == 0) {
+		char now[64];
+		timer_t storm;
+		int storming = 0;
+		unsigned long seen = lb_signal_count();
+		iso_now(now, sizeof now);
+		rc = lb_runfile_set_attr_str(r->rf, "", "status", "preempted");
+		rc = rc ? rc : lb_runfile_set_attr_str(r->rf, "", "preempted_at", now);
+		rc = rc ? rc : lb_runfile_set_attr_str(r->rf, "", "preempted_by", signal_name(sig));
+		if (!rc && opts->signal_in_checkpoint)
+			storming = arm_signal_storm(&storm) == 0;
+		rc = rc ? rc : checkpoint(r, epoch);
+		if (storming) {
+			timer_delete(storm);
+			lb_log(LB_LOG_WARN,
+			       "%lu more signals arrived while the checkpoint was written "
+			       "(--debug-signal-in-checkpoint)",
+			       lb_signal_count() - seen);
+		}
+	}
+	rc = lb_comm_agree(r->comm, rc);
+	if (rc)
+		return lb_error_prefix(rc, "stopped by %s but the checkpoint was not saved (the "
+				       "previous one stands)", signal_name(sig));
+	return lb_error(LB_ERR_SIGNAL,
+			"stopped by %s at epoch %d, step %d of %d (global step %ld); state saved "
+			"in '%s'",
+			signal_name(sig), epoch + 1, r->epoch_step, r->steps_per_epoch, r->step,
+			r->path);
+}
+
+/* A non-finite loss or gradient at epoch `epoch`: the run file keeps the
+ * metrics of the completed epochs (the last good ones) and the last
+ * checkpoint, and says where it diverged. Rank 0. */
+static void mark_diverged(struct run *r, int epoch)
+{
+	char msg[1024];
+	snprintf(msg, sizeof msg, "%s", lb_error_message());
+	int rc = lb_runfile_set_attr_str(r->rf, "", "status", "diverged");
+	rc = rc ? rc : lb_runfile_set_attr_str(r->rf, "", "error", msg);
+	rc = rc ? rc : lb_runfile_set_attr_i64(r->rf, "", "diverged_epoch", epoch + 1);
+	rc = rc ? rc : lb_runfile_set_attr_i64(r->rf, "", "diverged_step", r->step + 1);
+	rc = rc ? rc : lb_runfile_set_attr_i64(r->rf, "", "last_good_epoch", epoch);
+	rc = rc ? rc : lb_runfile_write(r->rf, r->path);
+	if (rc)
+		lb_log(LB_LOG_WARN, "%s: could not record the divergence: %s", r->path,
+		       lb_error_message());
+	lb_error(LB_ERR_NUMERIC, "%s", msg);
+}
+
+static int train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, MPI_Comm comm,
+		     struct lb_train_result *res)
 {
 	struct run r;
 	int rc;
@@ -926,7 +1116,7 @@ int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, 
 	rc = lb_comm_same_u64(comm, lb_config_hash(cfg), "configurations (config hash)");
 	if (rc)
 		return rc;
-	rc = check_ranks(cfg, r.world);
+	rc = lb_train_check_ranks(cfg, r.world);
 	if (rc)
 		return rc;
 	lb_blas_set_threads(cfg->train.threads ? (int)cfg->train.threads : 1);
@@ -987,11 +1177,10 @@ int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, 
 		double tl, ta, sec, vl = NAN, va = NAN;
 		float lr = 0;
 		rc = train_epoch(&r, e, opts, &tl, &ta, &sec, &lr);
-		if (rc == LB_ERR_NUMERIC && r.rank == 0) {
-			lb_runfile_set_attr_str(r.rf, "", "status", "diverged");
-			lb_runfile_set_attr_str(r.rf, "", "error", lb_error_message());
-			lb_runfile_write(r.rf, r.path);
-		}
+		if (rc == LB_ERR_NUMERIC && r.rank == 0)
+			mark_diverged(&r, e);
+		if (rc == LB_ERR_SIGNAL)
+			rc = preempt(&r, e, r.stop_sig, opts);
 		if (rc)
 			goto out;
 		double te0 = lb_now();
@@ -1056,4 +1245,33 @@ int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, 
 out:
 	release_run(&r);
 	return rc;
+}
+
+int lb_train_run(const struct lb_config *cfg, const struct lb_train_opts *opts, MPI_Comm comm,
+		 struct lb_train_result *res)
+{
+	lb_signal_install();
+	int rc = train_run(cfg, opts, comm, res);
+	lb_signal_restore();
+	return rc;
+}
+
+int lb_train_load_data(const struct lb_config *cfg, struct lb_dataset *train,
+		       struct lb_dataset *val, struct lb_dataset *test, struct lb_normalize *norm)
+{
+	struct run r;
+	memset(&r, 0, sizeof r);
+	r.cfg = cfg;
+	int rc = load_data(&r);
+	if (rc) {
+		lb_dataset_release(&r.train);
+		lb_dataset_release(&r.val);
+		lb_dataset_release(&r.test);
+		return rc;
+	}
+	*train = r.train;
+	*val = r.val;
+	*test = r.test;
+	*norm = r.norm;
+	return LB_OK;
 }

@@ -40,12 +40,14 @@ int lb_cmd_train(int argc, char **argv)
 	const char *out_dir = "runs", *config_path = NULL;
 	const char **sets = calloc((size_t)argc + 1, sizeof *sets);
 	int n_sets = 0, resume = 0, print_config = 0, quiet = 0, status = LB_EXIT_ERROR;
-	long crash_at = 0;
+	long crash_at = 0, signal_at = 0;
+	int signal_in_checkpoint = 0;
 	struct lb_config *cfg = NULL;
 	const char *init_from = NULL, *bits_from = NULL;
 	char init_path[4096];
 	int init_snapshot = LB_SNAPSHOT_INIT;
-	enum { OPT_PRINT = 256, OPT_CRASH, OPT_STAGE_INIT, OPT_STAGE_BITS };
+	enum { OPT_PRINT = 256, OPT_CRASH, OPT_STAGE_INIT, OPT_STAGE_BITS, OPT_SIGNAL,
+	       OPT_SIGNAL_CKPT };
 	static const struct option longopts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"set", required_argument, NULL, 's'},
@@ -54,6 +56,10 @@ int lb_cmd_train(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{"print-config", no_argument, NULL, OPT_PRINT},
 		{"debug-crash-at-step", required_argument, NULL, OPT_CRASH},
+		/* tests (tests/cli/preempt.sh): SIGTERM on the last rank before global
+		 * step N; more SIGTERMs while the preemption checkpoint is written */
+		{"debug-signal-at-step", required_argument, NULL, OPT_SIGNAL},
+		{"debug-signal-in-checkpoint", no_argument, NULL, OPT_SIGNAL_CKPT},
 		{"stage-init", required_argument, NULL, OPT_STAGE_INIT},
 		{"stage-bits", required_argument, NULL, OPT_STAGE_BITS},
 		{NULL, 0, NULL, 0},
@@ -97,6 +103,20 @@ int lb_cmd_train(int argc, char **argv)
 			}
 			break;
 		}
+		case OPT_SIGNAL: {
+			char *end;
+			signal_at = strtol(optarg, &end, 10);
+			if (*end || signal_at < 1) {
+				lb_cli_error("--debug-signal-at-step: '%s' is not a step number >= 1",
+					     optarg);
+				status = LB_EXIT_USAGE;
+				goto out;
+			}
+			break;
+		}
+		case OPT_SIGNAL_CKPT:
+			signal_in_checkpoint = 1;
+			break;
 		case OPT_STAGE_INIT: {
 			const char *colon = strrchr(optarg, ':');
 			const char *snap = colon ? colon + 1 : "";
@@ -159,12 +179,22 @@ int lb_cmd_train(int argc, char **argv)
 		lb_log_set_level(LB_LOG_WARN);
 	struct lb_train_opts opts = {
 		.out_dir = out_dir, .resume = resume, .crash_at_step = crash_at, .quiet = quiet,
+		.signal_at_step = signal_at, .signal_in_checkpoint = signal_in_checkpoint,
 		.init_from = init_from, .init_snapshot = init_snapshot, .bits_from = bits_from};
 	struct lb_train_result res;
 	int rc = lb_train_run(cfg, &opts, MPI_COMM_WORLD, &res);
+	if (rc == LB_ERR_SIGNAL) {
+		/* not an error: the scheduler asked us to leave and the state is saved */
+		int rank = 0;
+		MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+		if (rank == 0)
+			fprintf(stderr, "lowbit: %s; run the same command with --resume to continue "
+				"(exit %d)\n", lb_error_message(), LB_EXIT_TEMPFAIL);
+		status = LB_EXIT_TEMPFAIL;
+		goto out;
+	}
 	if (rc) {
 		lb_cli_error("%s", lb_error_message());
-		status = rc == LB_ERR_SIGNAL ? LB_EXIT_TEMPFAIL : LB_EXIT_ERROR;
 		goto out;
 	}
 	int rank = 0;

@@ -20,6 +20,7 @@
 #include "analysis/runfile.h"
 #include "err.h"
 #include "comm.h"
+#include "signals.h"
 #include "train.h"
 
 static int stage_index(const struct lb_sweep_spec *sp, const char *name)
@@ -72,19 +73,12 @@ int lb_sweep_check_runnable(const struct lb_sweep_plan *plan)
 	return LB_OK;
 }
 
-static int is_pow2(unsigned v)
-{
-	return v && !(v & (v - 1));
-}
-
-/* NEEDSWORK: the rule of check_ranks in core/train.c, repeated so that a
- * sweep is refused before any trial starts; core could export it. */
+/* The trainer's rule (lb_train_check_ranks), asked before any trial starts
+ * so that a sweep is refused whole; its message is replaced by one naming
+ * the trial and the spec key. */
 static int ranks_ok(const struct lb_config *cfg, unsigned K)
 {
-	unsigned S = cfg->train.shards;
-	if (cfg->train.parallel == LB_PARALLEL_DETERMINISTIC)
-		return K == 1 || (is_pow2(K) && S % K == 0 && is_pow2(S / K));
-	return S % K == 0;
+	return lb_train_check_ranks(cfg, (int)K) == LB_OK;
 }
 
 int lb_sweep_check_ranks(const struct lb_sweep_plan *plan, int ranks)
@@ -266,8 +260,13 @@ enum lb_trial_state lb_sweep_trial(int index, MPI_Comm group, void *ctx, char *m
 	/* a preempted trial's record goes: it runs again, from its checkpoint */
 	if (grank == 0)
 		lb_sweepdir_set_outcome(x->dir, x->rec, (unsigned)index, LB_TRIAL_PENDING, NULL);
+	/* a stop signal between two stages also stops the next one at its first
+	 * step (lb_train_run installs the handlers only while it runs; nested
+	 * installs chain to the command's own stop handler) */
+	lb_signal_install();
 	st = x->dummy ? run_dummy(x, (unsigned)index, group, msg, msg_len)
 		      : run_training(x, (unsigned)index, group, msg, msg_len);
+	lb_signal_restore();
 	if (grank == 0 && st != LB_TRIAL_DONE &&
 	    lb_sweepdir_set_outcome(x->dir, x->rec, (unsigned)index, st, msg)) {
 		size_t n = strlen(msg);

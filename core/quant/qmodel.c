@@ -773,6 +773,10 @@ void lb_qnode_forward(struct lb_model *m, int node, int B, uint64_t first_sample
 	float *st = S(m, s->b_state);
 	int hi = (1 << s->bits) - 1;
 	qm->first_sample = first_sample;
+	if (qm->bypass) {
+		memcpy(y, x, n * sizeof(float));
+		return;
+	}
 	if (st[0] == 0.0f) /* not calibrated (lb_model_quant_calibrate not run): this batch */
 		calibrate_act(m, s, x, n);
 	switch (s->method) {

@@ -75,6 +75,7 @@ struct lb_qmodel {
 	int gates_on;             /* learn_bits: gates sampled and learned this epoch */
 	double lambda_now;        /* bit-cost weight this epoch (ramped) */
 	int calibrating;          /* quant nodes initialise their range from this forward */
+	int bypass;               /* quant nodes copy their input (PTQ calibration: FP statistics) */
 	uint64_t first_sample;    /* of the last training forward (keys RQ noise in backward) */
 };
 

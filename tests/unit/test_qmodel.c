@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: MIT
+ * Quantizers in a model (core/quant/qmodel.c): where quant nodes go and what
+ * their parameters are called; the quantized weights of each method at test
+ * time (SRQ == round-and-clamp on its grid, DoReFa on its exact levels, at
+ * most 2^b levels per tensor for every method, fixed learned bits shrink the
+ * grid, idempotence); 16-bit uniform quantizers give the FP gradients
+ * through the dL/dwq path; the size/BOPs report on a hand-computed case. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../tap.h"
+#include "config.h"
+#include "err.h"
+#include "models/model.h"
+#include "quant/qmodel.h"
+#include "quant/quant.h"
+#include "rng.h"
+
+static struct lb_config *load(const char *yaml)
+{
+	struct lb_config *cfg = NULL;
+	if (lb_config_load_string(yaml, "test", NULL, 0, &cfg)) {
+		diag("config: %s", lb_error_message());
+		return NULL;
+	}
+	return cfg;
+}
+
+static struct lb_model *build(const struct lb_config *cfg, int B)
+{
+	struct lb_model *m = NULL;
+	if (lb_model_build(cfg, 28, 28, 1, 10, B, B, &m)) {
+		diag("build: %s", lb_error_message());
+		return NULL;
+	}
+	lb_model_init_params(m, cfg->model.init, 3);
+	m->seed = 5;
+	if (m->q)
+		m->q->seed = 9;
+	return m;
+}
+
+static void fill(struct lb_model *m, int B, int32_t *labels)
+{
+	float *x = lb_model_input(m);
+	size_t n = (size_t)B * 28 * 28;
+	for (size_t i = 0; i < n; i++)
+		x[i] = lb_rng_normal(11, LB_RNG_TEST, 1, i);
+	for (int b = 0; b < B; b++)
+		labels[b] = (int32_t)lb_rng_below(11, LB_RNG_TEST, 2, (uint64_t)b, 10);
+}
+
+static int node_named(const struct lb_model *m, const char *name)
+{
+	for (int i = 0; i < m->n_nodes; i++)
+		if (!strcmp(m->nodes[i].name, name))
+			return i;
+	return -1;
+}
+
+static void test_layout(void)
+{
+	struct lb_config *cfg = load("model: {arch: lenet5}\n"
+				     "quant: {weights: {method: srq, bits: 3}, activations: {method: pact, bits: 4},\n"
+				     "        learn_bits: {enabled: true},\n"
+				     "        layers: [{match: fc2, weights_method: lsq, weights_bits: 8}]}\n");
+	struct lb_model *m = cfg ? build(cfg, 4) : NULL;
+	ok(m != NULL, "LeNet-5 with SRQ weights, PACT activations, an LSQ classifier builds");
+	if (!m) {
+		lb_config_free(cfg);
+		return;
+	}
+	int c1 = node_named(m, "conv1"), c2 = node_named(m, "conv2"), q2 = node_named(m, "conv2.aq");
+	ok(c1 > 0 && node_named(m, "conv1.aq") < 0, "no quant node in front of conv1 (reads the input)");
+	ok(q2 > 0 && m->nodes[c2].in == q2 && m->nodes[q2].op == LB_OP_QUANT,
+	   "conv2 reads its quant node conv2.aq");
+	ok(node_named(m, "fc1.aq") > 0 && node_named(m, "fc2.aq") > 0, "fc1.aq and fc2.aq inserted");
+	ok(m->q->n_w == 4 && m->q->n_a == 3, "4 weight and 3 activation quantizers (%d, %d)", m->q->n_w,
+	   m->q->n_a);
+	ok(lb_model_find_param(m, "conv1.wq.log_alpha") >= 0 &&
+		   lb_model_find_param(m, "conv1.wq.log_sigma") >= 0 &&
+		   lb_model_find_param(m, "conv1.wq.gate_log_a") >= 0,
+	   "SRQ grid and gate parameters are named <layer>.wq.*");
+	ok(lb_model_find_param(m, "fc2.wq.step") >= 0 && lb_model_find_param(m, "fc2.wq.gate_log_a") < 0,
+	   "the fc2 override: an LSQ step, no gates");
+	int pa = lb_model_find_param(m, "conv2.aq.alpha");
+	ok(pa >= 0 && m->w[m->params[pa].offset] == 10.0f && (m->params[pa].flags & LB_PARAM_QDECAY),
+	   "PACT alpha conv2.aq.alpha starts at 10 and takes weight decay");
+	ok(m->n_grad > m->n_weights, "the gradient block holds dL/dwq past the parameters");
+	lb_model_free(m);
+	lb_config_free(cfg);
+}
+
+/* The test-time quantized weights of each method at 3 bits. */
+static void test_levels(void)
+{
+	static const char *methods[] = {"uniform", "dorefa", "wrpn", "lsq", "sr", "rq", "rq-st", "srq"};
+	char yaml[256];
+	for (unsigned k = 0; k < sizeof methods / sizeof *methods; k++) {
+		snprintf(yaml, sizeof yaml, "model: {arch: lenet5}\nquant: {weights: {method: %s, bits: 3}}\n",
+			 methods[k]);
+		struct lb_config *cfg = load(yaml);
+		struct lb_model *m = cfg ? build(cfg, 2) : NULL;
+		if (!m) {
+			ok(0, "%s builds", methods[k]);
+			lb_config_free(cfg);
+			continue;
+		}
+		lb_model_quant_begin(m, 0, 0);
+		int fine = 1, idem = 1;
+		for (int l = 0; l < m->q->n_w; l++) {
+			struct lb_qstate *s = &m->q->w[l];
+			float lv[16];
+			size_t n = lb_quant_levels(lv, 15, s->wq, s->count);
+			if (n > 8) {
+				fine = 0;
+				diag("%s layer %d: %zu levels", methods[k], l, n);
+			}
+			/* idempotence: quantizing the quantized weights changes nothing
+			 * (methods with a data-dependent range or grid excluded) */
+			if (!strcmp(methods[k], "wrpn") || !strcmp(methods[k], "lsq") ||
+			    !strcmp(methods[k], "srq") || !strcmp(methods[k], "rq")) {
+				float *w = m->w + m->params[m->nodes[s->node].w].offset;
+				float *keep = malloc(s->count * sizeof *keep);
+				memcpy(keep, w, s->count * sizeof *keep);
+				memcpy(w, s->wq, s->count * sizeof *w);
+				float *again = malloc(s->count * sizeof *again);
+				memcpy(again, s->wq, s->count * sizeof *again);
+				lb_model_quant_begin(m, 0, 0);
+				if (memcmp(again, s->wq, s->count * sizeof *again))
+					idem = 0;
+				memcpy(w, keep, s->count * sizeof *w);
+				lb_model_quant_begin(m, 0, 0);
+				free(keep);
+				free(again);
+			}
+		}
+		ok(fine, "%s at 3 bits: every weight tensor has at most 8 levels", methods[k]);
+		if (!strcmp(methods[k], "wrpn") || !strcmp(methods[k], "lsq") || !strcmp(methods[k], "srq") ||
+		    !strcmp(methods[k], "rq"))
+			ok(idem, "%s: quantizing the quantized weights changes nothing", methods[k]);
+		if (!strcmp(methods[k], "dorefa")) {
+			struct lb_qstate *s = &m->q->w[1];
+			float lv[16];
+			size_t n = lb_quant_levels(lv, 15, s->wq, s->count);
+			int exact = n == 8;
+			for (size_t i = 0; exact && i < 8; i++)
+				exact = lv[i] == (float)(2.0 * (double)i - 7.0) / 7.0f;
+			ok(exact, "DoReFa 3-bit weights are exactly {(2i - 7)/7}");
+		}
+		if (!strcmp(methods[k], "srq") || !strcmp(methods[k], "rq")) {
+			/* test time: round-and-clamp of w / alpha on [-4, 3] */
+			int same = 1;
+			for (int l = 0; l < m->q->n_w; l++) {
+				struct lb_qstate *s = &m->q->w[l];
+				float alpha = expf(m->w[m->params[s->p_a].offset]);
+				float *ref = malloc(s->count * sizeof *ref);
+				lb_quant_uniform_forward(ref, m->w + m->params[m->nodes[s->node].w].offset,
+							 &alpha, NULL, 1, s->count, -4, 3);
+				same &= !memcmp(ref, s->wq, s->count * sizeof *ref);
+				free(ref);
+			}
+			ok(same, "%s test-time weights == round-and-clamp on the grid alpha * [-4, 3]",
+			   methods[k]);
+		}
+		if (!strcmp(methods[k], "srq")) {
+			int bits[4] = {2, 3, 1, 3}, fewer = 1;
+			ok(lb_model_quant_fix_bits(m, bits, 4) == LB_OK, "fix learned bits (2, 3, 1, 3)");
+			lb_model_quant_begin(m, 0, 0);
+			for (int l = 0; l < 4; l++) {
+				float lv[16];
+				size_t n = lb_quant_levels(lv, 15, m->q->w[l].wq, m->q->w[l].count);
+				fewer &= n <= (size_t)(1 << bits[l]);
+			}
+			ok(fewer, "... each layer then has at most 2^b* levels");
+			int bad[4] = {2, 3, 4, 3};
+			ok(lb_model_quant_fix_bits(m, bad, 4) == LB_ERR_CONFIG &&
+				   strstr(lb_error_message(), "allowed: 1 to this run's 3 bits"),
+			   "more bits than the run's grid is refused");
+			ok(lb_model_quant_fix_bits(m, bad, 3) == LB_ERR_CONFIG, "a wrong layer count is refused");
+		}
+		lb_model_free(m);
+		lb_config_free(cfg);
+	}
+}
+
+/* 16-bit uniform weights and activations: the gradient through dL/dwq and
+ * the quant nodes is the FP gradient up to the 16-bit rounding. */
+static void test_gradient_path(void)
+{
+	struct lb_config *fp = load("model: {arch: lenet5}\n");
+	struct lb_config *q = load("model: {arch: lenet5}\n"
+				   "quant: {weights: {method: uniform, bits: 16}, activations: {method: uniform, bits: 16}}\n");
+	struct lb_model *a = fp ? build(fp, 8) : NULL, *b = q ? build(q, 8) : NULL;
+	int32_t labels[8];
+	if (!a || !b) {
+		ok(0, "FP and 16-bit models build");
+		goto out;
+	}
+	fill(a, 8, labels);
+	fill(b, 8, labels);
+	lb_model_quant_calibrate(b, 8);
+	lb_model_zero_grad(a);
+	lb_model_zero_grad(b);
+	lb_model_quant_begin(b, 1, 0);
+	double la = lb_model_forward(a, 8, labels, 1, 0, 0, NULL);
+	double lq = lb_model_forward(b, 8, labels, 1, 0, 0, NULL);
+	lb_model_backward(a, 8, labels, 1.0f / 8);
+	lb_model_backward(b, 8, labels, 1.0f / 8);
+	lb_model_quant_weights_backward(b);
+	ok(fabs(la - lq) < 1e-2 * fabs(la), "16-bit loss == FP loss (%.6f vs %.6f)", la, lq);
+	int same = 1;
+	for (int p = 0; p < a->n_params; p++) {
+		int pq = lb_model_find_param(b, a->params[p].name);
+		double d = 0, n = 0;
+		for (size_t i = 0; i < a->params[p].count; i++) {
+			double x = a->g[a->params[p].offset + i], y = b->g[b->params[pq].offset + i];
+			d += (x - y) * (x - y);
+			n += x * x;
+		}
+		if (!(sqrt(d) <= 2e-2 * sqrt(n) + 1e-6)) {
+			same = 0;
+			diag("%s: relative gradient error %.3g", a->params[p].name, sqrt(d / (n + 1e-30)));
+		}
+	}
+	ok(same, "16-bit uniform W/A: every parameter gradient == FP gradient (2%%)");
+out:
+	lb_model_free(a);
+	lb_model_free(b);
+	lb_config_free(fp);
+	lb_config_free(q);
+}
+
+static void test_report(void)
+{
+	struct lb_config *cfg = load("model: {arch: mlp, hidden: [8]}\n"
+				     "quant: {weights: {method: uniform, bits: 4}, activations: {method: uniform, bits: 2},\n"
+				     "        layers: [{match: fc2, weights_bits: 8}]}\n");
+	struct lb_model *m = cfg ? build(cfg, 2) : NULL;
+	if (!m) {
+		ok(0, "MLP builds");
+		lb_config_free(cfg);
+		return;
+	}
+	int wb[4], ab[4];
+	double params[4], macs[4];
+	const char *names[4];
+	int L = lb_model_quant_layers(m, names, params, macs, wb, ab);
+	ok(L == 2 && !strcmp(names[0], "fc1") && !strcmp(names[1], "fc2"), "two layers fc1, fc2");
+	ok(wb[0] == 4 && wb[1] == 8 && ab[0] == 32 && ab[1] == 2,
+	   "bits: fc1 W4 (input FP: A32), fc2 W8/A2");
+	struct lb_quant_summary s;
+	lb_model_quant_summary(m, &s);
+	/* fc1 784x8 = 6272 weights, fc2 8x10 = 80 */
+	double want_avg = (6272.0 * 4 + 80.0 * 8) / 6352.0;
+	ok(fabs(s.avg_w_bits - want_avg) < 1e-9, "average weight bits %.6f", s.avg_w_bits);
+	ok(fabs(s.size_bytes - (6272.0 * 4 + 80.0 * 8) / 8) < 1e-9, "size %.1f bytes", s.size_bytes);
+	ok(fabs(s.bops - (6272.0 * 4 * 32 + 80.0 * 8 * 2)) < 1e-6, "BOPs %.0f", s.bops);
+	ok(fabs(s.compression - 32.0 * 6352 / (6272.0 * 4 + 80.0 * 8)) < 1e-9, "compression %.3f",
+	   s.compression);
+	lb_model_free(m);
+	lb_config_free(cfg);
+}
+
+int main(void)
+{
+	test_layout();
+	test_levels();
+	test_gradient_path();
+	test_report();
+	return done_testing();
+}
