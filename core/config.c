@@ -280,6 +280,7 @@ static const cyaml_schema_field_t quant_fields[] = {
 	CYAML_FIELD_ENUM("pact_grad", STRICT_ENUM, struct lb_quant_cfg, pact_grad,
 			 pact_grad_strings, N_OF(pact_grad_strings)),
 	CYAML_FIELD_BOOL("dorefa_through_max", OPT, struct lb_quant_cfg, dorefa_through_max),
+	CYAML_FIELD_BOOL("dorefa_scale", OPT, struct lb_quant_cfg, dorefa_scale),
 	CYAML_FIELD_BOOL("lsq_grad_scale", OPT, struct lb_quant_cfg, lsq_grad_scale),
 	CYAML_FIELD_MAPPING("rq", OPT, struct lb_quant_cfg, rq, rq_fields),
 	CYAML_FIELD_MAPPING("dropbits", OPT, struct lb_quant_cfg, dropbits, dropbits_fields),
@@ -366,6 +367,7 @@ static const char config_defaults[] =
 	"    pact_alpha: 10\n"
 	"    pact_grad: paper\n"
 	"    dorefa_through_max: false\n"
+	"    dorefa_scale: false\n"
 	"    lsq_grad_scale: true\n"
 	"    rq: {temperature: 2, sigma_init: 1, sigma_min: 1e-3, local_delta: 0, ste_tau: 1,\n"
 	"         tempered: false, act_percentile: 99.9}\n"
@@ -1568,6 +1570,9 @@ static int validate_quant(const struct load *ld, const struct lb_quant_cfg *q)
 			   "set, but no activations use pact (allowed: only with activations method pact)");
 	if (user_wrote(ld, "quant.dorefa_through_max") && !q_uses(q, 1, 0, dorefa, 1))
 		return bad(ld, "quant.dorefa_through_max",
+			   "set, but no weights use dorefa (allowed: only with weights method dorefa)");
+	if (user_wrote(ld, "quant.dorefa_scale") && !q_uses(q, 1, 0, dorefa, 1))
+		return bad(ld, "quant.dorefa_scale",
 			   "set, but no weights use dorefa (allowed: only with weights method dorefa)");
 	if (user_wrote(ld, "quant.lsq_grad_scale") && !q_uses(q, 1, 1, lsq, 1))
 		return bad(ld, "quant.lsq_grad_scale",

@@ -210,6 +210,9 @@ struct lb_quant_cfg {
 	float pact_alpha;    /* PACT clip initial value (10) */
 	enum lb_pact_grad_cfg pact_grad; /* paper */
 	bool dorefa_through_max; /* DoReFa weights: differentiate M = max|tanh w| (false) */
+	bool dorefa_scale;   /* DoReFa weights (k >= 2) times max|W| of the layer, so a network
+			      * without batch norm keeps its weight scale (false: the paper's
+			      * levels in [-1, 1]) */
 	bool lsq_grad_scale; /* LSQ step gradient scale 1/sqrt(n Q_P) (true) */
 	struct lb_rq_cfg rq;
 	struct lb_dropbits_cfg dropbits;

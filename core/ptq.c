@@ -230,6 +230,10 @@ int lb_ptq_run(const char *run_path, const struct lb_ptq_opts *o, struct lb_ptq_
 		goto out;
 	}
 	int K = o->batches, B = o->batch_size;
+	if (o->fit_calibration && (long)K * B > train.n) {
+		B = B < train.n ? B : train.n;
+		K = train.n / B;
+	}
 	if ((long)K * B > train.n) {
 		rc = lb_error(LB_ERR_CONFIG, "ptq: %d calibration batches of %d need %ld training "
 			      "samples; the run's training set has %d", K, B, (long)K * B, train.n);

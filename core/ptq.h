@@ -34,6 +34,8 @@ struct lb_ptq_opts {
 	int batches;           /* calibration batches (10) */
 	int batch_size;        /* calibration batch size (100) */
 	int fold_bn;           /* fold batch norm first (1) */
+	int fit_calibration;   /* fewer calibration batches when the training set is smaller
+				* than batches x batch_size (else an error) */
 	int quiet;
 };
 

@@ -954,8 +954,20 @@ static int stage_inputs(struct run *r, const struct lb_train_opts *opts)
 					  m->buf, m->buffers, m->n_buffers, &missing);
 		if (rc)
 			goto out;
-		if (missing) /* an FP (or other-quantizer) run: initialise the quantizers anew */
+		/* an FP (or other-quantizer) run, or one whose grids were sized for
+		 * other bits: initialise the quantizers anew from the loaded weights */
+		const char *wb = lb_runfile_get_attr_str(rf, "config_flat", "quant.weights.bits");
+		const char *ab = lb_runfile_get_attr_str(rf, "config_flat", "quant.activations.bits");
+		int other_bits = (wb && (unsigned)atoi(wb) != r->cfg->quant.weights.bits) ||
+				 (ab && (unsigned)atoi(ab) != r->cfg->quant.activations.bits);
+		if (missing || other_bits) {
+			if (other_bits)
+				lb_log(LB_LOG_INFO, "%s was quantized at W%s/A%s: quantizer grids and "
+				       "ranges are initialised anew for W%u/A%u", opts->init_from,
+				       wb ? wb : "?", ab ? ab : "?", r->cfg->quant.weights.bits,
+				       r->cfg->quant.activations.bits);
 			lb_model_quant_init_params(m);
+		}
 		lb_runfile_free(rf);
 		rf = NULL;
 		lb_log(LB_LOG_INFO, "starting from the %s parameters of %s", final ? "final" : "initial",

@@ -37,6 +37,7 @@ static const char usage[] =
 	"  status DIR          trials of a sweep folder by state\n"
 	"  index DIR           rebuild DIR/sweep.h5 from the trial files\n"
 	"  ptq RUN.h5          post-training quantization grid of a finished run\n"
+	"  report DIR|RUN.h5   tables and figures of a sweep folder or a run file\n"
 	"  version             print versions\n"
 	"  help                this text\n"
 	"\n"
@@ -78,9 +79,11 @@ int main(int argc, char **argv)
 		status = lb_cmd_index(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "ptq")) {
 		status = lb_cmd_ptq(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "report")) {
+		status = lb_cmd_report(argc - 1, argv + 1);
 	} else {
 		lb_cli_error("'%s' is not a lowbit command (commands: train, validate, plan, "
-			     "sweep, trial, status, index, ptq, version, help)",
+			     "sweep, trial, status, index, ptq, report, version, help)",
 			     argv[1]);
 		status = LB_EXIT_USAGE;
 	}

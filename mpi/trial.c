@@ -8,8 +8,11 @@
  *     the initial parameters of the rewind's input (LB_SNAPSHOT_INIT: the
  *     theta0 that stage started from);
  *   retrain: also bits_from = the run file of its bits_from stage.
- * ptq_eval and rewind_to: step:K are refused before a sweep starts
- * (lb_sweep_check_runnable) until the trainer offers them. */
+ *   ptq_eval: a copy of its input's run file with the post-training
+ *     quantization grid of core/ptq.h (default grid and protocol) added; the
+ *     copy is renamed into place only when the grid is complete.
+ * rewind_to: step:K is refused before a sweep starts
+ * (lb_sweep_check_runnable): the trainer keeps no snapshot at step K. */
 #include "trial.h"
 
 #include <errno.h>
@@ -20,6 +23,7 @@
 #include "analysis/runfile.h"
 #include "err.h"
 #include "comm.h"
+#include "ptq.h"
 #include "signals.h"
 #include "train.h"
 
@@ -54,10 +58,10 @@ int lb_sweep_check_runnable(const struct lb_sweep_plan *plan)
 	const struct lb_sweep_spec *sp = plan->sweep->spec;
 	for (unsigned s = 0; s < sp->n_stages; s++) {
 		const struct lb_sweep_stage *st = &sp->stages[s];
-		if (st->kind == LB_STAGE_PTQ_EVAL)
+		if (st->kind == LB_STAGE_PTQ_EVAL && !st->input)
 			return lb_error(LB_ERR_CONFIG,
-					"%s: stages.%s: kind ptq_eval cannot run yet (allowed in a sweep "
-					"that runs: train, learn_bits, rewind, retrain, fine_tune)",
+					"%s: stages.%s: ptq_eval needs an input (allowed: input: <an "
+					"earlier training stage>)",
 					plan->sweep->origin, st->name);
 		if (st->kind == LB_STAGE_REWIND && st->rewind_to && strcmp(st->rewind_to, "init"))
 			return lb_error(LB_ERR_CONFIG,
@@ -190,6 +194,40 @@ static enum lb_trial_state run_training(const struct lb_sweep_exec *x, unsigned 
 		}
 		if (stage_done(path, group))
 			continue;
+		if (st && st->kind == LB_STAGE_PTQ_EVAL) {
+			int from, snap, grank, rc = LB_OK;
+			stage_source(sp, s, &from, &snap);
+			if (from < 0 || full_path(from_path, sizeof from_path, x, index, from) ||
+			    snprintf(bits_path, sizeof bits_path, "%s.ptq-tmp", path) >=
+				    (int)sizeof bits_path) {
+				snprintf(msg, len, "stage %s: no input run file", st->name);
+				return LB_TRIAL_FAILED;
+			}
+			MPI_Comm_rank(group, &grank);
+			if (grank == 0) {
+				struct lb_runfile *rf = NULL;
+				struct lb_ptq_opts po;
+				struct lb_ptq_result pr;
+				lb_ptq_opts_default(&po);
+				po.quiet = 1;
+				po.fit_calibration = 1;
+				rc = lb_runfile_read(from_path, &rf);
+				rc = rc ? rc : lb_runfile_write(rf, bits_path);
+				lb_runfile_free(rf);
+				rc = rc ? rc : lb_ptq_run(bits_path, &po, &pr);
+				if (!rc && rename(bits_path, path) != 0)
+					rc = lb_error(LB_ERR_IO, "cannot rename '%s': %s", bits_path,
+						      strerror(errno));
+				if (rc)
+					remove(bits_path);
+			}
+			rc = lb_comm_agree(group, rc);
+			if (rc) {
+				snprintf(msg, len, "stage %s: %s", st->name, lb_error_message());
+				return LB_TRIAL_FAILED;
+			}
+			continue;
+		}
 		struct lb_config cfg = s >= 0 ? *t->stages[s].config : *t->config;
 		/* resources.threads_per_rank unless the config names its threads;
 		 * train.threads is not part of the config hash (results do not

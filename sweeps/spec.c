@@ -1098,9 +1098,14 @@ static void check_stages(struct chk *c, const struct snode *stages)
 				    input->text, stage_index(stages, stages->n, input->text) >= 0 ? " (it comes later)" : "",
 				    names);
 			}
-		} else if (!input && i > 0) {
+		} else if (!input && i > 0 && !(kind && kind->kind == S_SCALAR &&
+						 (!strcmp(kind->text, "train") ||
+						  !strcmp(kind->text, "retrain")))) {
+			/* train and retrain without input start from a fresh
+			 * initialisation (the lottery ticket's re-init control) */
 			stage_names(stages, i, names, sizeof names);
-			BAD(c, st->pos, "%s: missing key 'input' (allowed: an earlier stage: %s)", l, names);
+			BAD(c, st->pos, "%s: missing key 'input' (allowed: an earlier stage: %s; only "
+			    "train and retrain may start fresh)", l, names);
 		}
 		if (rw && rw->kind == S_SCALAR) {
 			uint64_t k;

@@ -5,3 +5,5 @@ TESTS += tests/cli/quant-ptq.sh
 EXTRA_DIST += tests/cli/quant-ptq.sh
 check_PROGRAMS += tests/unit/test_qmodel
 TESTS += tests/unit/test_qmodel
+TESTS += tests/cli/sweep-stages.sh
+EXTRA_DIST += tests/cli/sweep-stages.sh

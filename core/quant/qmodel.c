@@ -565,6 +565,12 @@ static void weight_forward(struct lb_model *m, struct lb_qstate *s)
 		if (s->bits >= 2) {
 			s->dorefa_M = lb_quant_dorefa_w_max(w, n);
 			lb_quant_dorefa_w_forward(y, w, n, s->bits, s->dorefa_M);
+			if (qm->cfg.dorefa_scale) { /* levels times max|W| (a constant) */
+				float c = lb_quant_max_abs(w, n);
+				s->scale[0] = c > 0.0f ? c : 1.0f;
+				for (size_t i = 0; i < n; i++)
+					y[i] *= s->scale[0];
+			}
 		} else {
 			lb_quant_mean_abs_rows(s->scale, w, 1, n);
 			lb_quant_binary_forward(y, w, s->scale, 1, n);
@@ -662,6 +668,11 @@ static void weight_backward(struct lb_model *m, struct lb_qstate *s)
 		lb_quant_uniform_backward(dw, gq, w, s->scale, NULL, s->rows, s->cols, lo, hi, ste);
 		break;
 	case LB_QM_DOREFA:
+		if (s->bits >= 2 && qm->cfg.dorefa_scale) {
+			float *g = m->g + s->gq; /* this step's dL/dwq, used once */
+			for (size_t i = 0; i < n; i++)
+				g[i] *= s->scale[0];
+		}
 		if (s->bits >= 2)
 			lb_quant_dorefa_w_backward(dw, gq, w, n, s->dorefa_M,
 						   qm->cfg.dorefa_through_max);

@@ -125,6 +125,8 @@ bad "DropBits without SRQ" "DropBits needs weights quantized with srq" \
 bad "learned bits without SRQ" "learned bit-widths need weights quantized with srq" --set quant.learn_bits.enabled=true
 bad "bits for FP weights of a layer" "set for a layer whose weights are not quantized" \
 	--set 'quant.layers=[{match: fc2, weights_bits: 8}]'
+bad "dorefa_scale without DoReFa weights" "quant.dorefa_scale (from --set): set, but no weights use dorefa" \
+	--set quant.weights.method=uniform --set quant.dorefa_scale=true
 bad "per-channel DoReFa" "true only with uniform or lsq" --set quant.weights.method=dorefa --set quant.weights.per_channel=true
 bad "freeze before warm-up ends" "1 is not after the warm-up (allowed: 0 = never, or > warmup_epochs 2)" \
 	--set quant.weights.method=srq --set quant.learn_bits.enabled=true --set quant.learn_bits.freeze_epoch=1

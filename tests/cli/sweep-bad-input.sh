@@ -64,8 +64,8 @@ untouched "PBS_ARRAY_INDEX out of range" "$T/new1" "PBS_ARRAY_INDEX 7 is not a t
 
 # specs the sweep cannot run
 cat "$SPEC" >"$T/ptq.yaml"
-printf 'stages:\n  - {name: t, kind: train}\n  - {name: p, kind: ptq_eval, input: t}\n' >>"$T/ptq.yaml"
-untouched "a ptq_eval stage" "$T/new2" "stages.p: kind ptq_eval cannot run yet" sweep "$T/ptq.yaml" -o "$T/new2"
+printf 'stages:\n  - {name: p, kind: ptq_eval}\n' >>"$T/ptq.yaml"
+untouched "a ptq_eval stage without input" "$T/new2" "stages.p: ptq_eval needs an input" sweep "$T/ptq.yaml" -o "$T/new2"
 cat "$SPEC" >"$T/rew.yaml"
 printf 'stages:\n  - {name: t, kind: train}\n  - {name: r, kind: rewind, input: t, rewind_to: "step:5"}\n  - {name: u, kind: fine_tune, input: r}\n' >>"$T/rew.yaml"
 untouched "rewind to step K" "$T/new2" "stages.r.rewind_to: 'step:5' cannot run yet" sweep "$T/rew.yaml" -o "$T/new2"

@@ -426,8 +426,10 @@ static void test_errors(void)
 		   "stages:\n  - {name: a, kind: train}\n  - {name: b, kind: fine_tune, input: c}\n"
 		   "  - {name: c, kind: train, input: a}\n",
 		   "t.yaml:3:39: stages[1].input: 'c' is not an earlier stage (it comes later)", NULL);
-	expect_bad("a stage without input", "stages:\n  - {name: a, kind: train}\n  - {name: b, kind: train}\n",
-		   "t.yaml:3:5: stages[1]: missing key 'input' (allowed: an earlier stage: a)", NULL);
+	expect_bad("a fine_tune stage without input",
+		   "stages:\n  - {name: a, kind: train}\n  - {name: b, kind: fine_tune}\n",
+		   "t.yaml:3:5: stages[1]: missing key 'input' (allowed: an earlier stage: a; only train "
+		   "and retrain may start fresh)", NULL);
 	expect_bad("duplicate stage names",
 		   "stages:\n  - {name: a, kind: train}\n  - {name: a, kind: train, input: a}\n",
 		   "t.yaml:3:12: stages[1].name: duplicate stage name 'a'", NULL);

@@ -1,0 +1,49 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# A staged sweep end to end with real training (a miniature of
+# sweeps/examples/lottery.yaml): learn bits -> rewind to theta0 -> retrain at
+# the learned bits, homogeneous runs from theta0 at other bits, a fresh
+# re-initialisation at the learned bits, and the PTQ grid of the ticket.
+. "$top_srcdir/tests/cli/lib.sh"
+[ -f "$FMNIST/train-images-idx3-ubyte.gz" ] || skip_all "Fashion-MNIST not installed ($FMNIST)"
+command -v h5dump >/dev/null && command -v h5diff >/dev/null || skip_all "hdf5-tools not installed"
+val() { rm -f "$T/val"; h5dump -d "$2" -y -w 0 -o "$T/val" "$1" >/dev/null 2>&1 || return 1; tr -d ' \n' < "$T/val"; }
+sed -e 's/train_limit: 5000, test_limit: 2000/train_limit: 256, test_limit: 200/' \
+    -e 's/epochs: 4, batch: 64/epochs: 2, batch: 64/' \
+    -e 's/seeds: \[1, 2, 3\]/seeds: [1]/' \
+    -e 's/warmup_epochs: 1, ramp_epochs: 1, lambda: 2/warmup_epochs: 1, ramp_epochs: 1, lambda: 1000/' \
+    "$top_srcdir/sweeps/examples/lottery.yaml" > "$T/lottery.yaml"
+grep -q "train_limit: 256" "$T/lottery.yaml" && grep -q "lambda: 1000" "$T/lottery.yaml"
+ok $? "a miniature of the lottery spec"
+timeout 900 "$LOWBIT" sweep "$T/lottery.yaml" -o "$T/out" >"$T/log" 2>&1
+ok $? "the staged sweep runs to the end on one process" || diag < "$T/log"
+d=$(ls -d "$T/out/trials"/*/ 2>/dev/null | head -n1)
+for s in learn ticket homog2 homog3 homog4 reinit ptq; do
+	[ -f "$d$s.h5" ]
+	ok $? "stage $s has its run file"
+done
+[ ! -e "${d}theta0.h5" ]
+ok $? "the rewind stage has none"
+lb=$(val "${d}learn.h5" /quant/learned_w_bits)
+[ -n "$lb" ] && [ "$(val "${d}ticket.h5" /quant/learned_w_bits)" = "$lb" ]
+ok $? "the ticket trains at the learned bits ($lb)"
+[ "$(val "${d}reinit.h5" /quant/learned_w_bits)" = "$lb" ]
+ok $? "the re-init control too"
+h5diff "${d}learn.h5" "${d}ticket.h5" /init/weights/conv1.weight >/dev/null 2>&1 &&
+	h5diff "${d}learn.h5" "${d}homog4.h5" /init/weights/fc1.weight >/dev/null 2>&1
+ok $? "ticket and homog4 start from the learn stage's theta0"
+h5diff "${d}learn.h5" "${d}reinit.h5" /init/weights/conv1.weight >/dev/null 2>&1
+[ $? -eq 1 ]
+ok $? "the re-init control starts elsewhere"
+[ "$(val "${d}homog2.h5" /quant/learned_w_bits)" = "2,2,2,2" ]
+ok $? "homog2 trains at 2 bits everywhere"
+grep -q "initialised anew for W2/A4" "$T/log" || "$LOWBIT" status "$T/out" >/dev/null
+acc=$(val "${d}ptq.h5" /ptq/test_acc)
+[ "$(echo "$acc" | tr ',' '\n' | grep -c .)" -eq 36 ]
+ok $? "the ptq stage holds the 6 x 6 grid"
+"$LOWBIT" status "$T/out" >"$T/st" 2>&1
+grep -q "done *1" "$T/st"
+ok $? "lowbit status: the trial is done" || diag < "$T/st"
+timeout 300 "$LOWBIT" sweep "$T/lottery.yaml" -o "$T/out" >"$T/log2" 2>&1
+ok $? "re-running the finished sweep does nothing and succeeds" || diag < "$T/log2"
+done_testing
