@@ -513,6 +513,14 @@ int lb_model_quant_fix_bits(struct lb_model *m, const int *bits, int n)
 					"learned bits: layer '%s' has %d bits (allowed: 1 to this run's "
 					"%d bits)",
 					nd->name, b, nd->wq->bits);
+		/* an RQ/SRQ grid sized for b_max bits: scale alpha (and sigma, keeping
+		 * their ratio) by 2^(b_max - b), so the b-bit grid kept spans the range
+		 * the b_max-bit grid spanned (as a b-bit initialisation would) */
+		if (uses_grid(nd->wq->method) && b < nd->wq->bits) {
+			float k = (float)(nd->wq->bits - b) * logf(2.0f);
+			P(m, nd->wq->p_a)[0] += k;
+			P(m, nd->wq->p_b)[0] += k;
+		}
 		nd->wq->level = nd->wq->keep = b;
 		nd->wq->frozen = 1;
 	}
