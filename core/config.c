@@ -16,7 +16,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 
 #include "cyaml_util.h"
@@ -101,6 +103,9 @@ static const cyaml_strval_t pact_grad_strings[] = {
 	{"paper", LB_PACT_GRAD_PAPER},
 	{"lsq", LB_PACT_GRAD_LSQ},
 };
+
+/* Larger config files are refused before they are read. */
+#define LB_CONFIG_MAX_BYTES (16 << 20)
 
 #define N_OF(a) ((uint32_t)CYAML_ARRAY_LEN(a))
 
@@ -1840,6 +1845,12 @@ int lb_config_load(const char *path, const char *const *overrides, int n_overrid
 	f = fopen(path, "rb");
 	if (!f)
 		return lb_error(LB_ERR_IO, "cannot open config '%s': %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > LB_CONFIG_MAX_BYTES) {
+		fclose(f);
+		return lb_error(LB_ERR_CONFIG, "config '%s' is not a regular file of at most %d MiB "
+				"(allowed: a YAML file)", path, LB_CONFIG_MAX_BYTES >> 20);
+	}
 	for (;;) {
 		if (cap - n < 4096) {
 			char *p = realloc(text, cap + 65536 + 1);

@@ -417,6 +417,14 @@ static int restore(struct run *r)
 		rc = get_block(r->rf, "checkpoint/opt_v", r->opt->v, r->opt->n);
 	if (rc)
 		return lb_error_prefix(rc, "%s", r->path);
+	if (epoch < 0 || epoch > (int64_t)r->cfg->train.epochs || step < 0 || t < 0 ||
+	    step > (int64_t)(epoch + 1) * r->steps_per_epoch)
+		return lb_error(LB_ERR_STATE,
+				"%s: checkpoint epoch %lld, step %lld, opt_t %lld are out of range "
+				"(allowed: epoch 0..%u, step 0..(epoch + 1) x %d, opt_t >= 0); the file "
+				"is damaged",
+				r->path, (long long)epoch, (long long)step, (long long)t,
+				r->cfg->train.epochs, r->steps_per_epoch);
 	/* a mid-epoch checkpoint (older files have none: an epoch boundary) */
 	int64_t es = 0;
 	if (!lb_runfile_get_attr_i64(r->rf, "checkpoint", "epoch_step", &es) &&

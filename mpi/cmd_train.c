@@ -74,6 +74,12 @@ int lb_cmd_train(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":o:s:rqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
+			if (!optarg[0]) {
+				lb_cli_error("train: -o: the output folder is empty (allowed: a folder "
+					     "name, e.g. -o runs)");
+				status = LB_EXIT_USAGE;
+				goto out;
+			}
 			out_dir = optarg;
 			break;
 		case 's':
