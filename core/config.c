@@ -787,6 +787,26 @@ static int parse_tree(const char *text, size_t len, const char *what, enum node_
 	if (root)
 		rc = build_node(&doc, root, origin, 0, out, what);
 	yaml_document_delete(&doc);
+	/* one document per config: a second one would be ignored silently */
+	if (!rc && !yaml_parser_load(&parser, &doc)) {
+		rc = lb_error(LB_ERR_CONFIG,
+			      "%s: line %zu: YAML syntax error after the first document: %s (allowed: "
+			      "one document)",
+			      what, parser.problem_mark.line + 1,
+			      parser.problem ? parser.problem : "unknown");
+	} else if (!rc) {
+		yaml_node_t *more = yaml_document_get_root_node(&doc);
+		if (more)
+			rc = lb_error(LB_ERR_CONFIG,
+				      "%s: line %zu: a second YAML document (allowed: one document; "
+				      "remove the '---' and what follows, or merge it)",
+				      what, more->start_mark.line + 1);
+		yaml_document_delete(&doc);
+	}
+	if (rc) {
+		node_free(*out);
+		*out = NULL;
+	}
 	yaml_parser_delete(&parser);
 	return rc;
 }
