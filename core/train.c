@@ -350,8 +350,8 @@ static int record_quant_epoch(struct run *r, double penalty)
 	}
 	if (!rc)
 		lb_log(LB_LOG_INFO, "quant: avg weight bits %.3f, avg activation bits %.2f, %.0f bytes "
-		       "(%.1fx), %.4g BOPs/sample%s", qs.avg_w_bits, qs.avg_a_bits, qs.size_bytes,
-		       qs.compression, qs.bops, penalty > 0 ? "" : "");
+		       "(%.1fx), %.4g BOPs/sample, bit penalty %.4g", qs.avg_w_bits, qs.avg_a_bits,
+		       qs.size_bytes, qs.compression, qs.bops, penalty);
 out:
 	free(wb);
 	free(ab);
@@ -1210,7 +1210,9 @@ static int train_run(const struct lb_config *cfg, const struct lb_train_opts *op
 		if (rc)
 			goto out;
 		double eval_s = lb_now() - te0;
-		double row = e + 1, steps_done = (double)r.steps_per_epoch * cfg->train.batch;
+		/* samples of this epoch's steps (fewer than an epoch when train.max_steps ends it) */
+		double row = e + 1,
+		       steps_done = (double)(r.step - (long)e * r.steps_per_epoch) * cfg->train.batch;
 		double lrd = lr, rate = steps_done / sec, comm_s = r.comm_seconds;
 		int last = e + 1 == (int)cfg->train.epochs ||
 			   (cfg->train.max_steps && r.step >= (long)cfg->train.max_steps);

@@ -489,7 +489,6 @@ void lb_model_quant_epoch(struct lb_model *m, int epoch)
 
 int lb_model_quant_fix_bits(struct lb_model *m, const int *bits, int n)
 {
-	struct lb_qmodel *qm = m->q;
 	int L = lb_model_quant_layers(m, NULL, NULL, NULL, NULL, NULL);
 	if (n != L)
 		return lb_error(LB_ERR_CONFIG,
@@ -524,7 +523,6 @@ int lb_model_quant_fix_bits(struct lb_model *m, const int *bits, int n)
 		nd->wq->level = nd->wq->keep = b;
 		nd->wq->frozen = 1;
 	}
-	(void)qm;
 	return LB_OK;
 }
 

@@ -24,7 +24,7 @@ fuzz-smoke: lbconfig.h
 
 clean-local: clean-fuzz
 clean-fuzz:
-	-rm -rf tests/fuzz/obj tests/fuzz/work tests/fuzz/artifacts tests/fuzz/fuzz-*
+	-rm -rf tests/fuzz/obj tests/fuzz/found tests/fuzz/artifacts tests/fuzz/fuzz-*
 .PHONY: clean-fuzz
 
 FUZZ_REPLAYS = tests/fuzz/replay-config tests/fuzz/replay-spec tests/fuzz/replay-idx \

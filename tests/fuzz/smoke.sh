@@ -39,7 +39,7 @@ ${MAKE:-make} --no-print-directory -f "$top_srcdir/tests/fuzz/fuzz.mk" O="$O" \
 
 failed=0
 for h in $harnesses; do
-	work=$O/work/$h      # new inputs found go here (fresh each run), not into the source tree
+	work=$O/found/$h     # new inputs found go here (fresh each run), not into the source tree
 	art=$O/artifacts/$h  # crash-*, leak-*, timeout-*, oom-* inputs
 	log=$O/fuzz-$h.log
 	rm -rf "$work"
