@@ -86,7 +86,28 @@ static const cyaml_strval_t qmethod_strings[] = {
 	{"none", LB_QM_NONE},     {"uniform", LB_QM_UNIFORM}, {"dorefa", LB_QM_DOREFA},
 	{"wrpn", LB_QM_WRPN},     {"pact", LB_QM_PACT},       {"lsq", LB_QM_LSQ},
 	{"sr", LB_QM_SR},         {"rq", LB_QM_RQ},           {"rq-st", LB_QM_RQ_ST},
-	{"srq", LB_QM_SRQ},       {"inherit", LB_QM_INHERIT},
+	{"srq", LB_QM_SRQ},       {"bsq", LB_QM_BSQ},         {"inherit", LB_QM_INHERIT},
+};
+
+static const cyaml_strval_t waveq_align_strings[] = {
+	{"dorefa", LB_WAVEQ_ALIGN_DOREFA},
+	{"wrpn", LB_WAVEQ_ALIGN_WRPN},
+};
+
+static const cyaml_strval_t waveq_sched_strings[] = {
+	{"step", LB_WAVEQ_CFG_STEP},
+	{"paper", LB_WAVEQ_CFG_PAPER},
+	{"constant", LB_WAVEQ_CFG_CONSTANT},
+};
+
+static const cyaml_strval_t waveq_bits_strings[] = {
+	{"ceil", LB_WAVEQ_CFG_CEIL},
+	{"round", LB_WAVEQ_CFG_ROUND},
+};
+
+static const cyaml_strval_t hvp_strings[] = {
+	{"rop", LB_HVP_ROP},
+	{"fd", LB_HVP_FD},
 };
 
 static const cyaml_strval_t granularity_strings[] = {
@@ -276,6 +297,47 @@ static const cyaml_schema_field_t learn_bits_fields[] = {
 	CYAML_FIELD_END
 };
 
+static const cyaml_schema_field_t waveq_fields[] = {
+	CYAML_FIELD_BOOL("enabled", OPT, struct lb_waveq_cfg, enabled),
+	CYAML_FIELD_ENUM("align", STRICT_ENUM, struct lb_waveq_cfg, align, waveq_align_strings,
+			 N_OF(waveq_align_strings)),
+	FLT("lambda_q", struct lb_waveq_cfg, lambda_q),
+	FLT("lambda_beta", struct lb_waveq_cfg, lambda_beta),
+	CYAML_FIELD_BOOL("amplitude", OPT, struct lb_waveq_cfg, amplitude),
+	CYAML_FIELD_BOOL("learn_beta", OPT, struct lb_waveq_cfg, learn_beta),
+	FLT("beta_init", struct lb_waveq_cfg, beta_init),
+	FLT("beta_min", struct lb_waveq_cfg, beta_min),
+	FLT("beta_max", struct lb_waveq_cfg, beta_max),
+	CYAML_FIELD_ENUM("schedule", STRICT_ENUM, struct lb_waveq_cfg, schedule,
+			 waveq_sched_strings, N_OF(waveq_sched_strings)),
+	FLT("step_center", struct lb_waveq_cfg, step_center),
+	FLT("step_width", struct lb_waveq_cfg, step_width),
+	CYAML_FIELD_ENUM("bits_rule", STRICT_ENUM, struct lb_waveq_cfg, bits_rule,
+			 waveq_bits_strings, N_OF(waveq_bits_strings)),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t bsq_fields[] = {
+	FLT("alpha", struct lb_bsq_cfg, alpha),
+	CYAML_FIELD_UINT("requant_every", OPT, struct lb_bsq_cfg, requant_every),
+	FLT("threshold", struct lb_bsq_cfg, threshold),
+	CYAML_FIELD_UINT("max_bits", OPT, struct lb_bsq_cfg, max_bits),
+	CYAML_FIELD_BOOL("memory_weights", OPT, struct lb_bsq_cfg, memory_weights),
+	CYAML_FIELD_BOOL("finetune", OPT, struct lb_bsq_cfg, finetune),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t gradl1_fields[] = {
+	FLT("lambda", struct lb_gradl1_cfg, lambda),
+	FLT("lambda_w", struct lb_gradl1_cfg, lambda_w),
+	FLT("lambda_a", struct lb_gradl1_cfg, lambda_a),
+	CYAML_FIELD_UINT("start_epoch", OPT, struct lb_gradl1_cfg, start_epoch),
+	CYAML_FIELD_ENUM("hvp", STRICT_ENUM, struct lb_gradl1_cfg, hvp, hvp_strings,
+			 N_OF(hvp_strings)),
+	FLT("fd_eps", struct lb_gradl1_cfg, fd_eps),
+	CYAML_FIELD_END
+};
+
 static const cyaml_schema_field_t quant_fields[] = {
 	CYAML_FIELD_MAPPING("weights", OPT, struct lb_quant_cfg, weights, quantizer_fields),
 	CYAML_FIELD_MAPPING("activations", OPT, struct lb_quant_cfg, activations, quantizer_fields),
@@ -290,6 +352,8 @@ static const cyaml_schema_field_t quant_fields[] = {
 	CYAML_FIELD_MAPPING("rq", OPT, struct lb_quant_cfg, rq, rq_fields),
 	CYAML_FIELD_MAPPING("dropbits", OPT, struct lb_quant_cfg, dropbits, dropbits_fields),
 	CYAML_FIELD_MAPPING("learn_bits", OPT, struct lb_quant_cfg, learn_bits, learn_bits_fields),
+	CYAML_FIELD_MAPPING("waveq", OPT, struct lb_quant_cfg, waveq, waveq_fields),
+	CYAML_FIELD_MAPPING("bsq", OPT, struct lb_quant_cfg, bsq, bsq_fields),
 	CYAML_FIELD_END
 };
 
@@ -302,6 +366,7 @@ static const cyaml_schema_field_t config_fields[] = {
 	CYAML_FIELD_MAPPING("optimizer", OPT, struct lb_config, optimizer, optimizer_fields),
 	CYAML_FIELD_MAPPING("schedule", OPT, struct lb_config, schedule, schedule_fields),
 	CYAML_FIELD_MAPPING("quant", OPT, struct lb_config, quant, quant_fields),
+	CYAML_FIELD_MAPPING("gradl1", OPT, struct lb_config, gradl1, gradl1_fields),
 	CYAML_FIELD_END
 };
 
@@ -380,6 +445,12 @@ static const char config_defaults[] =
 	"    learn_bits: {enabled: false, lambda: 0.01, warmup_epochs: 2, ramp_epochs: 2,\n"
 	"                 freeze_epoch: 0, init_drop: 0.05, threshold: 0.5, gate_forward: hard,\n"
 	"                 memory_weights: true}\n"
+	"    waveq: {enabled: false, align: dorefa, lambda_q: 1, lambda_beta: 0.03, amplitude: true,\n"
+	"            learn_beta: true, beta_init: 8, beta_min: 1, beta_max: 8, schedule: step,\n"
+	"            step_center: 0.2, step_width: 0.02, bits_rule: ceil}\n"
+	"    bsq: {alpha: 5e-3, requant_every: 20, threshold: 0, max_bits: 8, memory_weights: true,\n"
+	"          finetune: false}\n"
+	"  gradl1: {lambda: 0, lambda_w: 0, lambda_a: 0, start_epoch: 0, hvp: rop, fd_eps: 1e-3}\n"
 	"dataset:\n"
 	"  fashion-mnist: {dir: /usr/share/datasets/fashion-mnist, augment: false}\n"
 	"  mnist: {dir: /usr/share/datasets/mnist, augment: false}\n"
@@ -1461,7 +1532,7 @@ static int qm_weights_ok(enum lb_qmethod q)
 
 static int qm_acts_ok(enum lb_qmethod q)
 {
-	return q != LB_QM_SR && q != LB_QM_INHERIT;
+	return q != LB_QM_SR && q != LB_QM_BSQ && q != LB_QM_INHERIT;
 }
 
 /* Bits allowed for a method: [lo, hi]. */
@@ -1520,6 +1591,152 @@ static int q_uses(const struct lb_quant_cfg *q, int weights, int acts, const enu
 	return 0;
 }
 
+static int validate_waveq(const struct load *ld, const struct lb_quant_cfg *q)
+{
+	const struct lb_waveq_cfg *wv = &q->waveq;
+	enum lb_qmethod base = wv->align == LB_WAVEQ_ALIGN_WRPN ? LB_QM_WRPN : LB_QM_DOREFA;
+	const char *bn = lb_qmethod_name(base);
+	if (!wv->enabled) {
+		if (user_wrote(ld, "quant.waveq"))
+			return bad(ld, "quant.waveq", "settings given but WaveQ is off (allowed: add "
+				   "quant.waveq.enabled: true)");
+		return LB_OK;
+	}
+	/* learned beta: the full-precision phase (the released code regularises FP
+	 * weights); fixed beta = bits - 1: the base quantizer's forward */
+	enum lb_qmethod want = wv->learn_beta ? LB_QM_NONE : base;
+	if (q->weights.method != want)
+		return bad(ld, "quant.weights.method",
+			   wv->learn_beta ? "'%s' while WaveQ learns beta (allowed: none: beta is learned "
+					    "on full-precision weights; or quant.waveq.learn_beta: "
+					    "false with weights method %s)"
+					  : "'%s' while WaveQ keeps beta = bits - 1 (allowed: %s, the "
+					    "quantizer quant.waveq.align names)",
+			   lb_qmethod_name(q->weights.method), bn);
+	for (unsigned i = 0; i < q->n_layers; i++) {
+		enum lb_qmethod w = q->layers[i].weights_method;
+		if (w != LB_QM_INHERIT && w != LB_QM_NONE && w != base) {
+			char k[96];
+			snprintf(k, sizeof k, "quant.layers[%u].weights_method", i);
+			return bad(ld, k, "'%s' with WaveQ aligned to %s (allowed: inherit, none, %s)",
+				   lb_qmethod_name(w), bn, bn);
+		}
+		if (wv->learn_beta && w == base) {
+			char k[96];
+			snprintf(k, sizeof k, "quant.layers[%u].weights_method", i);
+			return bad(ld, k, "'%s' while WaveQ learns beta on full-precision weights "
+				   "(allowed: inherit, none)", lb_qmethod_name(w));
+		}
+	}
+	if (!(wv->lambda_q >= 0.0f))
+		return bad(ld, "quant.waveq.lambda_q", "%g is out of range (allowed: >= 0)",
+			   (double)wv->lambda_q);
+	if (!(wv->lambda_beta >= 0.0f))
+		return bad(ld, "quant.waveq.lambda_beta", "%g is out of range (allowed: >= 0)",
+			   (double)wv->lambda_beta);
+	if (!(wv->beta_min >= 1.0f && wv->beta_min <= 15.0f))
+		return bad(ld, "quant.waveq.beta_min", "%g is out of range (allowed: 1 to 15)",
+			   (double)wv->beta_min);
+	if (!(wv->beta_max > wv->beta_min && wv->beta_max <= 15.0f))
+		return bad(ld, "quant.waveq.beta_max",
+			   "%g is out of range (allowed: beta_min %g < beta_max <= 15)",
+			   (double)wv->beta_max, (double)wv->beta_min);
+	if (!(wv->beta_init >= wv->beta_min && wv->beta_init <= wv->beta_max))
+		return bad(ld, "quant.waveq.beta_init",
+			   "%g is out of range (allowed: beta_min %g to beta_max %g)",
+			   (double)wv->beta_init, (double)wv->beta_min, (double)wv->beta_max);
+	if (!(wv->step_center >= 0.0f && wv->step_center <= 1.0f))
+		return bad(ld, "quant.waveq.step_center",
+			   "%g is out of range (allowed: 0 to 1, a fraction of train.epochs)",
+			   (double)wv->step_center);
+	if (!(wv->step_width > 0.0f && wv->step_width <= 1.0f))
+		return bad(ld, "quant.waveq.step_width",
+			   "%g is out of range (allowed: 0 < width <= 1, a fraction of train.epochs)",
+			   (double)wv->step_width);
+	return LB_OK;
+}
+
+static int validate_bsq(const struct load *ld, const struct lb_quant_cfg *q)
+{
+	static const enum lb_qmethod bsq[] = {LB_QM_BSQ};
+	const struct lb_bsq_cfg *b = &q->bsq;
+	if (!q_uses(q, 1, 0, bsq, 1)) {
+		if (user_wrote(ld, "quant.bsq"))
+			return bad(ld, "quant.bsq", "set, but no weights use bsq (allowed: only with "
+				   "weights method bsq)");
+		return LB_OK;
+	}
+	if (!(b->alpha >= 0.0f))
+		return bad(ld, "quant.bsq.alpha", "%g is out of range (allowed: >= 0)", (double)b->alpha);
+	if (b->requant_every < 1)
+		return bad(ld, "quant.bsq.requant_every",
+			   "0 is out of range (allowed: >= 1 epochs between re-quantizations)");
+	if (!(b->threshold >= 0.0f && b->threshold < 1.0f))
+		return bad(ld, "quant.bsq.threshold",
+			   "%g is out of range (allowed: 0 <= threshold < 1, a fraction of the weights)",
+			   (double)b->threshold);
+	unsigned top = q->weights.method == LB_QM_BSQ ? q->weights.bits : 1;
+	for (unsigned i = 0; i < q->n_layers; i++)
+		if (q->layers[i].weights_method == LB_QM_BSQ && q->layers[i].weights_bits > top)
+			top = q->layers[i].weights_bits;
+	if (b->max_bits < top || b->max_bits > 16)
+		return bad(ld, "quant.bsq.max_bits",
+			   "%u is out of range (allowed: the starting bits %u to 16)", b->max_bits, top);
+	if (q->waveq.enabled)
+		return bad(ld, "quant.waveq.enabled",
+			   "WaveQ and BSQ cannot be combined (allowed: false with weights method bsq)");
+	return LB_OK;
+}
+
+static int validate_gradl1(const struct load *ld, const struct lb_config *c)
+{
+	const struct lb_gradl1_cfg *r = &c->gradl1;
+	const struct lb_quant_cfg *q = &c->quant;
+	if (!(r->lambda >= 0.0f))
+		return bad(ld, "gradl1.lambda", "%g is out of range (allowed: >= 0)", (double)r->lambda);
+	if (!(r->lambda_w >= 0.0f))
+		return bad(ld, "gradl1.lambda_w", "%g is out of range (allowed: >= 0)",
+			   (double)r->lambda_w);
+	if (!(r->lambda_a >= 0.0f))
+		return bad(ld, "gradl1.lambda_a", "%g is out of range (allowed: >= 0)",
+			   (double)r->lambda_a);
+	if (r->lambda > 0.0f && (r->lambda_w > 0.0f || r->lambda_a > 0.0f))
+		return bad(ld, r->lambda_w > 0.0f ? "gradl1.lambda_w" : "gradl1.lambda_a",
+			   "set together with gradl1.lambda (allowed: lambda for both terms, or "
+			   "lambda_w and lambda_a, not both)");
+	if (!(r->fd_eps > 0.0f && r->fd_eps < 1.0f))
+		return bad(ld, "gradl1.fd_eps", "%g is out of range (allowed: 0 < fd_eps < 1)",
+			   (double)r->fd_eps);
+	if (!lb_gradl1_on(r)) {
+		if (user_wrote(ld, "gradl1.start_epoch") || user_wrote(ld, "gradl1.hvp") ||
+		    user_wrote(ld, "gradl1.fd_eps"))
+			return bad(ld, "gradl1", "settings given but the regulariser is off (allowed: "
+				   "set gradl1.lambda > 0)");
+		return LB_OK;
+	}
+	if (r->start_epoch >= c->train.epochs)
+		return bad(ld, "gradl1.start_epoch",
+			   "%u leaves no epoch with the regulariser (allowed: < train.epochs %u)",
+			   r->start_epoch, c->train.epochs);
+	if (q->weights.method != LB_QM_NONE || q->activations.method != LB_QM_NONE || q->n_layers)
+		return bad(ld, "gradl1.lambda",
+			   "Gradient-L1 trains a full-precision model for post-training quantization "
+			   "(allowed: quant.weights.method and quant.activations.method none and no "
+			   "quant.layers; evaluate with lowbit ptq)");
+	return LB_OK;
+}
+
+int lb_gradl1_on(const struct lb_gradl1_cfg *r)
+{
+	return r->lambda > 0.0f || r->lambda_w > 0.0f || r->lambda_a > 0.0f;
+}
+
+void lb_gradl1_lambdas(const struct lb_gradl1_cfg *r, float *lambda_w, float *lambda_a)
+{
+	*lambda_w = r->lambda > 0.0f ? r->lambda : r->lambda_w;
+	*lambda_a = r->lambda > 0.0f ? r->lambda : r->lambda_a;
+}
+
 static int validate_quant(const struct load *ld, const struct lb_quant_cfg *q)
 {
 	static const enum lb_qmethod rq_family[] = {LB_QM_RQ, LB_QM_RQ_ST, LB_QM_SRQ};
@@ -1532,7 +1749,7 @@ static int validate_quant(const struct load *ld, const struct lb_quant_cfg *q)
 	if (!qm_weights_ok(q->weights.method))
 		return bad(ld, "quant.weights.method",
 			   "'%s' cannot quantize weights (allowed: none, uniform, dorefa, wrpn, lsq, sr, "
-			   "rq, rq-st, srq)", wm);
+			   "rq, rq-st, srq, bsq)", wm);
 	if (!qm_acts_ok(q->activations.method))
 		return bad(ld, "quant.activations.method",
 			   "'%s' cannot quantize activations (allowed: none, uniform, dorefa, wrpn, "
@@ -1562,7 +1779,7 @@ static int validate_quant(const struct load *ld, const struct lb_quant_cfg *q)
 		snprintf(k, sizeof k, "quant.layers[%u].weights_method", i);
 		if (l->weights_method != LB_QM_INHERIT && !qm_weights_ok(w))
 			return bad(ld, k, "'%s' cannot quantize weights (allowed: inherit, none, uniform, "
-				   "dorefa, wrpn, lsq, sr, rq, rq-st, srq)", lb_qmethod_name(w));
+				   "dorefa, wrpn, lsq, sr, rq, rq-st, srq, bsq)", lb_qmethod_name(w));
 		snprintf(k, sizeof k, "quant.layers[%u].activations_method", i);
 		if (l->activations_method != LB_QM_INHERIT && !qm_acts_ok(a))
 			return bad(ld, k, "'%s' cannot quantize activations (allowed: inherit, none, "
@@ -1649,7 +1866,9 @@ static int validate_quant(const struct load *ld, const struct lb_quant_cfg *q)
 		return bad(ld, "quant.learn_bits.freeze_epoch",
 			   "%u is not after the warm-up (allowed: 0 = never, or > warmup_epochs %u)",
 			   q->learn_bits.freeze_epoch, q->learn_bits.warmup_epochs);
-	return LB_OK;
+	if ((rc = validate_waveq(ld, q)))
+		return rc;
+	return validate_bsq(ld, q);
 }
 
 static int validate(const struct load *ld, const struct lb_config *c)
@@ -1769,7 +1988,9 @@ static int validate(const struct load *ld, const struct lb_config *c)
 			   (double)s->warmup_epochs);
 	if (!(s->min_lr >= 0.0f))
 		return bad(ld, "schedule.min_lr", "%g is out of range (allowed: >= 0)", (double)s->min_lr);
-	return validate_quant(ld, &c->quant);
+	if ((rc = validate_quant(ld, &c->quant)))
+		return rc;
+	return validate_gradl1(ld, c);
 }
 
 /* ---- load ---- */

@@ -135,7 +135,7 @@ struct lb_schedule_cfg {
 /* ---- quantization (docs/config.md "quant", docs/methods/) ---- */
 
 /* Quantizer methods. Weights: uniform, dorefa, wrpn, lsq, sr, rq, rq-st,
- * srq; activations: uniform, dorefa, wrpn, pact, lsq, rq, rq-st, srq.
+ * srq, bsq; activations: uniform, dorefa, wrpn, pact, lsq, rq, rq-st, srq.
  * inherit (per-layer entries only): take the section default. */
 enum lb_qmethod {
 	LB_QM_NONE,
@@ -148,6 +148,7 @@ enum lb_qmethod {
 	LB_QM_RQ,
 	LB_QM_RQ_ST,
 	LB_QM_SRQ,
+	LB_QM_BSQ,     /* weights only: bit planes (docs/methods/bsq.md) */
 	LB_QM_INHERIT
 };
 
@@ -202,6 +203,40 @@ struct lb_learn_bits_cfg {
 	bool memory_weights; /* c_l = #W_l / #W (true); false: c_l = 1 */
 };
 
+/* WaveQ (docs/methods/waveq.md): a sinusoidal regulariser on the value the
+ * weight quantizer rounds, with a learned (or fixed) period beta per layer. */
+enum lb_waveq_align_cfg { LB_WAVEQ_ALIGN_DOREFA, LB_WAVEQ_ALIGN_WRPN };
+enum lb_waveq_sched_cfg { LB_WAVEQ_CFG_STEP, LB_WAVEQ_CFG_PAPER, LB_WAVEQ_CFG_CONSTANT };
+enum lb_waveq_bits_cfg { LB_WAVEQ_CFG_CEIL, LB_WAVEQ_CFG_ROUND };
+
+struct lb_waveq_cfg {
+	bool enabled;         /* false */
+	enum lb_waveq_align_cfg align; /* dorefa: levels of DoReFa weights; wrpn */
+	float lambda_q;       /* weight of the sinusoid (1), times the schedule's factor */
+	float lambda_beta;    /* weight of sum beta, the bit-width pressure (0.03) */
+	bool amplitude;       /* factor 2^-beta on the sinusoid (true: the paper's form) */
+	bool learn_beta;      /* true: beta learned per layer; false: beta = bits - 1 fixed */
+	float beta_init;      /* 8 */
+	float beta_min, beta_max; /* beta clamped to [beta_min, beta_max] after a step (1, 8) */
+	enum lb_waveq_sched_cfg schedule; /* step */
+	float step_center;    /* step schedule: centre r as a fraction of the epochs (0.2) */
+	float step_width;     /* step schedule: width s as a fraction of the epochs (0.02) */
+	enum lb_waveq_bits_cfg bits_rule; /* beta -> bits: ceil(beta) + 1 (ceil) */
+};
+
+/* BSQ (docs/methods/bsq.md): weights method bsq learns bit planes;
+ * quant.weights.bits is the starting precision. */
+struct lb_bsq_cfg {
+	float alpha;          /* bit-level group-Lasso strength (5e-3) */
+	unsigned requant_every; /* epochs between re-quantizations (20) */
+	float threshold;      /* precision adjustment: drop an LSB plane whose nonzero fraction
+			       * is <= threshold (0) */
+	unsigned max_bits;    /* precision may grow up to this at re-quantization (8) */
+	bool memory_weights;  /* group weight #W_l N_l / total (true) */
+	bool finetune;        /* false: learn bit planes; true: fine-tune w-hat with the
+			       * precision fixed (bits from --stage-bits) */
+};
+
 struct lb_quant_cfg {
 	struct lb_quantizer_cfg weights;
 	struct lb_quantizer_cfg activations;
@@ -217,6 +252,22 @@ struct lb_quant_cfg {
 	struct lb_rq_cfg rq;
 	struct lb_dropbits_cfg dropbits;
 	struct lb_learn_bits_cfg learn_bits;
+	struct lb_waveq_cfg waveq;
+	struct lb_bsq_cfg bsq;
+};
+
+/* Gradient-L1 regularisation (docs/methods/gradl1.md): lambda_w sum |dL/dw| +
+ * lambda_a sum |dL/dy| over the inputs of conv/linear layers, its gradient
+ * an exact Hessian-vector product (R-operator) or central differences. */
+enum lb_hvp_kind { LB_HVP_ROP, LB_HVP_FD };
+
+struct lb_gradl1_cfg {
+	float lambda;         /* both terms (0 = off); or set lambda_w / lambda_a instead */
+	float lambda_w;       /* weight-gradient term (0) */
+	float lambda_a;       /* activation-gradient term (0) */
+	unsigned start_epoch; /* epochs 1..start_epoch train without it (0) */
+	enum lb_hvp_kind hvp; /* rop */
+	float fd_eps;         /* fd: eps max(lambda_w, lambda_a) = fd_eps mean|w| (1e-3) */
 };
 
 struct lb_config {
@@ -228,6 +279,7 @@ struct lb_config {
 	struct lb_optimizer_cfg optimizer;
 	struct lb_schedule_cfg schedule;
 	struct lb_quant_cfg quant;
+	struct lb_gradl1_cfg gradl1;
 };
 
 /* Load a config file, apply `--set key=value` overrides (dotted keys such as
@@ -242,6 +294,11 @@ int lb_config_load(const char *path, const char *const *overrides, int n_overrid
 int lb_config_load_string(const char *yaml, const char *origin, const char *const *overrides,
 			  int n_overrides, struct lb_config **out);
 void lb_config_free(struct lb_config *cfg);
+
+/* Gradient-L1: is the regulariser configured, and its two weights
+ * (lambda for both terms, or lambda_w and lambda_a). */
+int lb_gradl1_on(const struct lb_gradl1_cfg *r);
+void lb_gradl1_lambdas(const struct lb_gradl1_cfg *r, float *lambda_w, float *lambda_a);
 
 /* Canonical YAML of the resolved config (every key, defaults filled), owned
  * by the caller (free()). Loading it gives an equal config. */

@@ -10,5 +10,8 @@ check_PROGRAMS += tests/unit/test_config
 TESTS += tests/unit/test_config
 liblowbit_a_SOURCES += core/models/model.h core/models/model.c core/models/archs.c \
 	core/optim/optim.h core/optim/optim.c
+liblowbit_a_SOURCES += core/models/gradl1.h core/models/gradl1.c
+check_PROGRAMS += tests/unit/test_gradl1
+TESTS += tests/unit/test_gradl1
 liblowbit_a_SOURCES += core/train.h core/train.c core/ptq.h core/ptq.c
 liblowbit_a_SOURCES += core/signals.c core/signals.h

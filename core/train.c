@@ -30,6 +30,7 @@
 #include "models/model.h"
 #include "optim/optim.h"
 #include "quant/qmodel.h"
+#include "models/gradl1.h"
 #include "rng.h"
 #include "signals.h"
 #include "train.h"
@@ -69,6 +70,16 @@ struct run {
 	int epoch_step;
 	int stop_sig;        /* the stop signal the ranks agreed on (0: none) */
 	double epoch_loss_sum, epoch_hits, epoch_penalty_sum, epoch_seconds;
+	/* Gradient-L1 (cfg->gradl1): the R-pass state, the direction V, the
+	 * reduced cross-entropy gradient and this rank's R{g}; the two terms of
+	 * the regulariser summed over this epoch's steps (and their values at a
+	 * mid-epoch checkpoint) */
+	struct lb_gradl1 *gl1;
+	float *gl1_V, *gl1_g, *gl1_R;
+	double *gl1_shard;   /* (S): activation term of every shard of the step */
+	float gl1_lw, gl1_la;
+	int gl1_active;      /* on in this epoch */
+	double reg_sum[2], epoch_reg_sum[2];
 };
 
 /* ---- data ---- */
@@ -347,6 +358,19 @@ static int record_quant_epoch(struct run *r, double penalty)
 			any |= wb[l];
 		if (any)
 			rc = lb_runfile_append(r->rf, "metrics/w_alpha", row, L);
+		/* WaveQ: the learned beta of every layer that has one */
+		any = 0;
+		for (int l = 0, i = 1; i < m->n_nodes; i++) {
+			const struct lb_node *nd = &m->nodes[i];
+			if (nd->op != LB_OP_CONV && nd->op != LB_OP_LINEAR)
+				continue;
+			const struct lb_qstate *q = nd->wq;
+			int has = q && q->p_beta >= 0;
+			row[l++] = has ? m->w[m->params[q->p_beta].offset] : NAN;
+			any |= has;
+		}
+		if (!rc && any)
+			rc = lb_runfile_append(r->rf, "metrics/waveq_beta", row, L);
 	}
 	if (!rc)
 		lb_log(LB_LOG_INFO, "quant: avg weight bits %.3f, avg activation bits %.2f, %.0f bytes "
@@ -357,6 +381,22 @@ out:
 	free(ab);
 	free(row);
 	free(wb64);
+	return rc;
+}
+
+/* Gradient-L1: the epoch means of the two terms (0 before start_epoch). */
+static int record_gradl1_epoch(struct run *r, int epoch)
+{
+	if (!r->gl1)
+		return LB_OK;
+	double k = r->steps_per_epoch ? r->steps_per_epoch : 1;
+	double w = r->reg_sum[0] / k, a = r->reg_sum[1] / k;
+	int rc = lb_runfile_append(r->rf, "metrics/gradl1_w", &w, 1);
+	rc = rc ? rc : lb_runfile_append(r->rf, "metrics/gradl1_a", &a, 1);
+	if (!rc)
+		lb_log(LB_LOG_INFO, "gradl1: %s, weight term %.5g, activation term %.5g",
+		       r->gl1_active ? "on" : "off", w, a);
+	(void)epoch;
 	return rc;
 }
 
@@ -383,6 +423,10 @@ static int checkpoint(struct run *r, int epochs_done)
 	rc = rc ? rc : lb_runfile_set_attr_f64(r->rf, "checkpoint", "epoch_penalty_sum",
 					       r->epoch_penalty_sum);
 	rc = rc ? rc : lb_runfile_set_attr_f64(r->rf, "checkpoint", "epoch_seconds", r->epoch_seconds);
+	rc = rc ? rc : lb_runfile_set_attr_f64(r->rf, "checkpoint", "epoch_reg_w_sum",
+					       r->epoch_reg_sum[0]);
+	rc = rc ? rc : lb_runfile_set_attr_f64(r->rf, "checkpoint", "epoch_reg_a_sum",
+					       r->epoch_reg_sum[1]);
 	rc = rc ? rc : lb_runfile_set_attr_f64(r->rf, "", "peak_rss_mib", lb_peak_rss_mib());
 	rc = rc ? rc : lb_runfile_write(r->rf, r->path);
 	return rc;
@@ -443,6 +487,11 @@ static int restore(struct run *r)
 	     lb_runfile_get_attr_f64(r->rf, "checkpoint", "epoch_seconds", &r->epoch_seconds)))
 		return lb_error(LB_ERR_STATE, "%s: mid-epoch checkpoint without its epoch sums",
 				r->path);
+	r->epoch_reg_sum[0] = r->epoch_reg_sum[1] = 0;
+	if (es > 0) { /* absent in files written before Gradient-L1: 0 */
+		lb_runfile_get_attr_f64(r->rf, "checkpoint", "epoch_reg_w_sum", &r->epoch_reg_sum[0]);
+		lb_runfile_get_attr_f64(r->rf, "checkpoint", "epoch_reg_a_sum", &r->epoch_reg_sum[1]);
+	}
 	r->epoch0 = (int)epoch;
 	r->step = step;
 	r->opt->t = t;
@@ -597,6 +646,75 @@ static void pairwise_push(struct run *r, int j, int *top)
 	}
 }
 
+/* Sum m->g over the ranks (deterministic: the fixed tree). */
+static int reduce_grad(struct run *r)
+{
+	struct lb_model *m = r->model;
+	if (r->world == 1)
+		return LB_OK;
+	return r->deterministic ? lb_comm_tree_sum(r->comm, m->g, r->tmp, m->n_grad)
+				: lb_comm_allreduce_sum(r->comm, m->g, m->n_grad);
+}
+
+/* Gradient-L1 (methods.md 3.2): m->g holds the reduced cross-entropy
+ * gradient g of the step. V = lambda_w sign(g); every shard's R{g} along V
+ * (and along S = lambda_a sign(dL/dy), injected into the inputs of the
+ * conv/linear layers) is summed like the gradient itself; the optimizer then
+ * applies g + R{g}. A rank that holds one shard still has its activations
+ * from the first pass; with several shards each one is run again (its
+ * forward and backward are the same as in the first pass). */
+static int gradl1_step(struct run *r, int epoch, int s)
+{
+	const struct lb_config *cfg = r->cfg;
+	struct lb_model *m = r->model;
+	int B = (int)cfg->train.batch, S = (int)cfg->train.shards, Bs = r->B_shard, top = 0, rc;
+	size_t n = m->n_weights;
+	double reg_w = lb_gradl1_direction(r->gl1_V, m->g, n, r->gl1_lw);
+	memcpy(r->gl1_g, m->g, n * sizeof(float));
+	memset(r->gl1_R, 0, n * sizeof(float));
+	for (int j = 0; j < r->count; j++) {
+		int sh = r->first + j;
+		uint64_t first = (uint64_t)s * B + (uint64_t)sh * Bs;
+		if (r->count > 1) {
+			const int32_t *idx = r->perm + (size_t)s * B + (size_t)sh * Bs;
+			lb_data_batch(r->x, r->labels, &r->train, idx, Bs, &r->norm, &r->aug, cfg->seed,
+				      (uint32_t)epoch);
+			m->bn_stats = r->bn_stats + (size_t)sh * m->bn_stats_floats;
+			lb_model_forward(m, Bs, r->labels, 1, (uint32_t)r->step, first, NULL);
+			lb_model_backward(m, Bs, r->labels, 1.0f / (float)B);
+			m->bn_stats = NULL;
+		}
+		if (r->deterministic && r->count > 1)
+			memset(r->gl1_R, 0, n * sizeof(float));
+		r->gl1_shard[sh] = lb_gradl1_hvp(r->gl1, m, Bs, r->labels, 1.0f / (float)B,
+						 (uint32_t)r->step, first, r->gl1_V, r->gl1_la,
+						 r->gl1_R);
+		if (r->deterministic && r->count > 1) {
+			memcpy(m->g, r->gl1_R, n * sizeof(float));
+			pairwise_push(r, j, &top);
+		}
+	}
+	if (!(r->deterministic && r->count > 1))
+		memcpy(m->g, r->gl1_R, n * sizeof(float));
+	if (r->world > 1) {
+		double t0 = lb_now();
+		if ((rc = reduce_grad(r)))
+			return rc;
+		MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r->gl1_shard, r->count, MPI_DOUBLE,
+			      r->comm);
+		r->comm_seconds += lb_now() - t0;
+	}
+	double reg_a = 0;
+	for (int sh = 0; sh < S; sh++)
+		reg_a += r->gl1_shard[sh];
+	for (size_t i = 0; i < n; i++)
+		m->g[i] = r->gl1_g[i] + m->g[i];
+	r->reg_sum[0] += reg_w;
+	r->reg_sum[1] += reg_a;
+	r->penalty_sum += reg_w + reg_a;
+	return LB_OK;
+}
+
 /* One optimizer step: this rank's shards, then the exchange. */
 static int train_step(struct run *r, int epoch, int s, double *loss, double *hits)
 {
@@ -625,9 +743,7 @@ static int train_step(struct run *r, int epoch, int s, double *loss, double *hit
 	m->bn_stats = NULL;
 	if (r->world > 1) {
 		double t0 = lb_now();
-		rc = r->deterministic ? lb_comm_tree_sum(r->comm, m->g, r->tmp, m->n_grad)
-				      : lb_comm_allreduce_sum(r->comm, m->g, m->n_grad);
-		if (rc)
+		if ((rc = reduce_grad(r)))
 			return rc;
 		/* every rank gets every shard's loss and BN statistics, in shard order */
 		MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r->shard_stats, 2 * r->count,
@@ -637,6 +753,8 @@ static int train_step(struct run *r, int epoch, int s, double *loss, double *hit
 				      (int)(r->count * m->bn_stats_floats), MPI_FLOAT, r->comm);
 		r->comm_seconds += lb_now() - t0;
 	}
+	if (r->gl1_active && (rc = gradl1_step(r, epoch, s)))
+		return rc;
 	if (m->bn_stats_floats)
 		lb_model_apply_bn_stats(m, r->bn_stats, S);
 	r->penalty_sum += lb_model_quant_weights_backward(m);
@@ -685,8 +803,14 @@ static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opt
 	float lr = 0;
 	r->comm_seconds = 0;
 	r->penalty_sum = r->epoch_penalty_sum;
+	r->reg_sum[0] = r->epoch_reg_sum[0];
+	r->reg_sum[1] = r->epoch_reg_sum[1];
 	r->epoch_step = 0;
 	r->epoch_loss_sum = r->epoch_hits = r->epoch_penalty_sum = r->epoch_seconds = 0;
+	r->epoch_reg_sum[0] = r->epoch_reg_sum[1] = 0;
+	r->gl1_active = r->gl1 && epoch >= (int)cfg->gradl1.start_epoch;
+	if (r->gl1)
+		lb_gradl1_taps(r->gl1, m, r->gl1_active);
 	lb_model_quant_epoch(m, epoch);
 	lb_rng_permutation(r->perm, r->train.n, cfg->seed, LB_RNG_ORDER, (uint32_t)epoch);
 	for (int s = s0; s < r->steps_per_epoch; s++) {
@@ -708,6 +832,8 @@ static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opt
 			r->epoch_loss_sum = sum;
 			r->epoch_hits = hits;
 			r->epoch_penalty_sum = r->penalty_sum;
+			r->epoch_reg_sum[0] = r->reg_sum[0];
+			r->epoch_reg_sum[1] = r->reg_sum[1];
 			r->epoch_seconds = before + (lb_now() - t0);
 			return lb_error(LB_ERR_SIGNAL, "signal %d", sig);
 		}
@@ -756,6 +882,7 @@ static void release_run(struct run *r)
 	lb_dataset_release(&r->train);
 	lb_dataset_release(&r->val);
 	lb_dataset_release(&r->test);
+	lb_gradl1_free(r->gl1); /* reads the model */
 	lb_model_free(r->model);
 	lb_optim_free(r->opt);
 	lb_runfile_free(r->rf);
@@ -769,6 +896,10 @@ static void release_run(struct run *r)
 	lb_free(r->tmp);
 	free(r->shard_stats);
 	lb_free(r->bn_stats);
+	lb_free(r->gl1_V);
+	lb_free(r->gl1_g);
+	lb_free(r->gl1_R);
+	free(r->gl1_shard);
 }
 
 static int is_pow2(unsigned v)
@@ -809,7 +940,7 @@ int lb_train_check_ranks(const struct lb_config *cfg, int K)
 static int open_shared(struct run *r, const struct lb_train_opts *opts)
 {
 	int64_t st[5] = {0, 0, 0, 0, 0};
-	double sums[4] = {0, 0, 0, 0};
+	double sums[6] = {0, 0, 0, 0, 0, 0};
 	int rc = LB_OK;
 	if (r->rank == 0) {
 		rc = open_runfile(r, opts, r->world);
@@ -822,6 +953,8 @@ static int open_shared(struct run *r, const struct lb_train_opts *opts)
 		sums[1] = r->epoch_hits;
 		sums[2] = r->epoch_penalty_sum;
 		sums[3] = r->epoch_seconds;
+		sums[4] = r->epoch_reg_sum[0];
+		sums[5] = r->epoch_reg_sum[1];
 		if (rc == 1)
 			rc = LB_OK;
 	}
@@ -829,7 +962,7 @@ static int open_shared(struct run *r, const struct lb_train_opts *opts)
 	if (rc || r->comm == MPI_COMM_NULL || r->world == 1)
 		return rc ? rc : (int)st[0];
 	MPI_Bcast(st, 5, MPI_INT64_T, 0, r->comm);
-	MPI_Bcast(sums, 4, MPI_DOUBLE, 0, r->comm);
+	MPI_Bcast(sums, 6, MPI_DOUBLE, 0, r->comm);
 	MPI_Bcast(r->path, (int)sizeof r->path, MPI_CHAR, 0, r->comm);
 	if (st[0])
 		return 1;
@@ -841,6 +974,8 @@ static int open_shared(struct run *r, const struct lb_train_opts *opts)
 	r->epoch_hits = sums[1];
 	r->epoch_penalty_sum = sums[2];
 	r->epoch_seconds = sums[3];
+	r->epoch_reg_sum[0] = sums[4];
+	r->epoch_reg_sum[1] = sums[5];
 	if (r->step > 0) {
 		struct lb_model *m = r->model;
 		rc = lb_comm_bcast_floats(r->comm, m->w, m->n_weights, 0);
@@ -879,6 +1014,19 @@ static int setup_parallel(struct run *r)
 	if (r->world > 1 && r->deterministic &&
 	    !(r->tmp = lb_alloc(m->n_grad * sizeof(float))))
 		return lb_error(LB_ERR_OOM, "out of memory");
+	if (lb_gradl1_on(&cfg->gradl1)) {
+		int rc = lb_gradl1_new(m, cfg->gradl1.hvp == LB_HVP_FD, cfg->gradl1.fd_eps, &r->gl1);
+		if (rc)
+			return lb_error_prefix(rc, "%s", "gradl1");
+		lb_gradl1_lambdas(&cfg->gradl1, &r->gl1_lw, &r->gl1_la);
+		size_t nb = m->n_weights * sizeof(float);
+		r->gl1_V = lb_alloc(nb);
+		r->gl1_g = lb_alloc(nb);
+		r->gl1_R = lb_alloc(nb);
+		r->gl1_shard = calloc((size_t)S, sizeof *r->gl1_shard);
+		if (!r->gl1_V || !r->gl1_g || !r->gl1_R || !r->gl1_shard)
+			return lb_error(LB_ERR_OOM, "out of memory for Gradient-L1");
+	}
 	return LB_OK;
 }
 
@@ -1156,6 +1304,10 @@ static int train_run(const struct lb_config *cfg, const struct lb_train_opts *op
 			r.model->q->seed = lb_rng_derive(cfg->seed, 3);
 		rc = stage_inputs(&r, opts);
 	}
+	if (!rc && r.model->q) {
+		r.model->q->epochs = (int)cfg->train.epochs;
+		r.model->q->steps_per_epoch = r.steps_per_epoch;
+	}
 	if (!rc)
 		rc = lb_optim_new(&cfg->optimizer, r.model, &r.opt);
 	if (!rc) {
@@ -1240,6 +1392,7 @@ static int train_run(const struct lb_config *cfg, const struct lb_train_opts *op
 			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/comm_time_s", &comm_s, 1);
 			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/step", &(double){(double)r.step}, 1);
 			rc = rc ? rc : record_quant_epoch(&r, r.penalty_sum / (r.steps_per_epoch ? r.steps_per_epoch : 1));
+			rc = rc ? rc : record_gradl1_epoch(&r, e);
 			if (!rc && last) {
 				char now[64];
 				iso_now(now, sizeof now);

@@ -7,7 +7,9 @@
  *   rewind: no run of its own; a stage whose input is a rewind starts from
  *     the initial parameters of the rewind's input (LB_SNAPSHOT_INIT: the
  *     theta0 that stage started from);
- *   retrain: also bits_from = the run file of its bits_from stage.
+ *   retrain (and fine_tune when it names one): also bits_from = the run file
+ *     of its bits_from stage (the weight bits it learned: SRQ gates, WaveQ
+ *     beta, BSQ precision).
  *   ptq_eval: a copy of its input's run file with the post-training
  *     quantization grid of core/ptq.h (default grid and protocol) added; the
  *     copy is renamed into place only when the grid is complete.
@@ -247,7 +249,7 @@ static enum lb_trial_state run_training(const struct lb_sweep_exec *x, unsigned 
 				opts.init_snapshot = snap;
 			}
 			int b = stage_index(sp, st->bits_from);
-			if (st->kind == LB_STAGE_RETRAIN && b >= 0) {
+			if ((st->kind == LB_STAGE_RETRAIN || st->kind == LB_STAGE_FINE_TUNE) && b >= 0) {
 				if (full_path(bits_path, sizeof bits_path, x, index, b)) {
 					snprintf(msg, len, "trial path too long under '%s'", x->dir);
 					return LB_TRIAL_FAILED;

@@ -1118,8 +1118,10 @@ static void check_stages(struct chk *c, const struct snode *stages)
 		}
 		if (bf && bf->kind == S_SCALAR) {
 			int j;
-			if (strcmp(stage_kind_of(st), "retrain") != 0)
-				BAD(c, bf->kpos, "%s.bits_from: only read for kind retrain (allowed: remove it)", l);
+			if (strcmp(stage_kind_of(st), "retrain") != 0 &&
+			    strcmp(stage_kind_of(st), "fine_tune") != 0)
+				BAD(c, bf->kpos, "%s.bits_from: only read for kinds retrain and fine_tune "
+				    "(allowed: remove it)", l);
 			else if ((j = stage_index(stages, i, bf->text)) < 0 ||
 				 strcmp(stage_kind_of(stages->kids[j]), "learn_bits") != 0) {
 				size_t len = 0;

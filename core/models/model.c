@@ -18,6 +18,13 @@
  * into the shared workspace. */
 #define LB_COL_CACHE_BUDGET (256u << 20)
 
+/* y += a x (the gradl1 activation-injection hook) */
+static void axpy(float *y, float a, const float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] += a * x[i];
+}
+
 static int find_node(const struct lb_model *m, int n, const char *name)
 {
 	for (int i = 0; i < n; i++)
@@ -594,6 +601,8 @@ double lb_model_forward(struct lb_model *m, int B, const int32_t *labels, int tr
 		default:
 			break;
 		}
+		if (m->y_add && m->y_add[i]) /* gradl1: activation perturbation */
+			axpy(nd->y, m->y_add_scale, m->y_add[i], n);
 	}
 	const struct lb_node *last = &m->nodes[m->n_nodes - 1];
 	return lb_softmax_xent_forward(m->probs, correct, last->y, labels, B, m->n_classes);
@@ -613,6 +622,10 @@ void lb_model_backward(struct lb_model *m, int B, const int32_t *labels, float s
 		const struct lb_node *in = &m->nodes[nd->in];
 		float *dx = in->dy; /* NULL for the network input */
 		size_t n = (size_t)B * nd->size;
+		if (m->dy_tap && m->dy_tap[i]) /* gradl1: complete (unmasked) dL/dy */
+			memcpy(m->dy_tap[i], nd->dy, n * sizeof(float));
+		if (m->y_add && m->y_add[i]) /* take the injection back out (see model.h) */
+			axpy(nd->y, -m->y_add_scale, m->y_add[i], n);
 		switch (nd->op) {
 		case LB_OP_CONV: {
 			struct lb_conv_shape s;

@@ -100,6 +100,17 @@ struct lb_model {
 			       * and unbiased variance here instead of updating the running
 			       * statistics; lb_model_apply_bn_stats applies them later in a
 			       * fixed shard order (data parallelism, ghost batch norm) */
+	/* Gradient-L1 regularizer hooks (core/models/gradl1.h); NULL (the default) = off, at
+	 * no cost. Entries for node 0 and for aliases (flatten) must stay NULL. */
+	float **dy_tap;       /* (n_nodes) or NULL: lb_model_backward copies node i's complete
+			       * dL/dy_i (B x size, before an in-place ReLU masks the shared
+			       * buffer) into dy_tap[i] when its reverse loop reaches node i */
+	const float *const *y_add; /* (n_nodes) or NULL: every forward adds
+			       * y_add_scale * y_add[i] (B x size) to node i's output once the node
+			       * has computed it; lb_model_backward subtracts it again just before
+			       * node i's own backward (its consumers are done with it by then), so
+			       * a ReLU's mask is that of its un-injected output */
+	float y_add_scale;
 };
 
 /* Build the model described by cfg->model for inputs (H, W, C) and n_classes

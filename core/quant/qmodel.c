@@ -11,6 +11,7 @@
 #include "quant/qmodel.h"
 #include "quant/quant.h"
 #include "quant/rq.h"
+#include "quant/waveq.h"
 #include "util.h"
 
 /* ---- which quantizer a layer gets ---- */
@@ -225,7 +226,12 @@ int lb_qmodel_add_node(struct lb_model *m, const struct lb_quant_cfg *q, int i)
 		snprintf(layer, sizeof layer, "%s", nd->name);
 	}
 	resolve(q, layer, is_act, &method, &bits);
-	if (method == LB_QM_NONE)
+	/* WaveQ: learned beta on full-precision weights (a pass-through quantizer
+	 * holds beta), or fixed beta on the weights of its base quantizer */
+	enum lb_qmethod wbase = q->waveq.align == LB_WAVEQ_ALIGN_WRPN ? LB_QM_WRPN : LB_QM_DOREFA;
+	int waveq = !is_act && q->waveq.enabled &&
+		    (q->waveq.learn_beta ? method == LB_QM_NONE : method == wbase);
+	if (method == LB_QM_NONE && !waveq)
 		return LB_OK;
 	struct lb_qmodel *qm = qm_get(m, q);
 	if (!qm)
@@ -237,7 +243,10 @@ int lb_qmodel_add_node(struct lb_model *m, const struct lb_quant_cfg *q, int i)
 	s->bits = s->level = s->keep = bits;
 	s->node = i;
 	s->layer = i; /* an activation quantizer's layer is the next node; fixed in alloc */
-	s->p_a = s->p_b = s->p_gate = -1;
+	s->p_a = s->p_b = s->p_gate = s->p_beta = -1;
+	s->waveq = waveq;
+	if (method == LB_QM_NONE) /* WaveQ on FP weights: bits are reported from beta */
+		s->bits = s->level = s->keep = 16;
 	s->clipped = (is_act ? q->activations.clipped_ste : q->weights.clipped_ste) ? 1 : 0;
 	const char *pre = is_act ? "" : "wq.";
 	char nm[32];
@@ -282,6 +291,9 @@ int lb_qmodel_add_node(struct lb_model *m, const struct lb_quant_cfg *q, int i)
 		if (s->p_gate < 0)
 			return lb_error(LB_ERR_OOM, "out of memory");
 	}
+	if (waveq && q->waveq.learn_beta &&
+	    (s->p_beta = lb_model_add_param(m, i, "wq.beta", LB_PARAM_QUANT, 1, one, 0)) < 0)
+		return lb_error(LB_ERR_OOM, "out of memory");
 	int two[1] = {2};
 	snprintf(nm, sizeof nm, "%sstate", pre);
 	s->b_state = lb_model_add_param(m, i, nm, 0, 1, two, 1);
@@ -368,6 +380,64 @@ static void init_grid(struct lb_model *m, struct lb_qstate *s, float alpha)
 	P(m, s->p_b)[0] = logf(alpha * m->q->cfg.rq.sigma_init);
 }
 
+/* ---- WaveQ ---- */
+
+static int waveq_bits(const struct lb_qmodel *qm, float beta)
+{
+	return lb_waveq_bits(beta, qm->cfg.waveq.bits_rule == LB_WAVEQ_CFG_ROUND
+					   ? LB_WAVEQ_BITS_ROUND
+					   : LB_WAVEQ_BITS_CEIL);
+}
+
+static enum lb_waveq_sched waveq_sched(const struct lb_qmodel *qm)
+{
+	switch (qm->cfg.waveq.schedule) {
+	case LB_WAVEQ_CFG_PAPER:
+		return LB_WAVEQ_SCHED_PAPER;
+	case LB_WAVEQ_CFG_CONSTANT:
+		return LB_WAVEQ_SCHED_CONST;
+	default:
+		return LB_WAVEQ_SCHED_STEP;
+	}
+}
+
+/* The schedule factors at training step `step` (t in fractional epochs). */
+static void waveq_schedule(struct lb_qmodel *qm, uint32_t step)
+{
+	const struct lb_waveq_cfg *c = &qm->cfg.waveq;
+	double E = qm->epochs > 0 ? qm->epochs : 1;
+	double t = qm->steps_per_epoch > 0 ? (double)step / qm->steps_per_epoch : 0.0;
+	enum lb_waveq_sched k = waveq_sched(qm);
+	qm->waveq_fq = lb_waveq_lambda_q(k, t, E, c->step_center * E, c->step_width * E);
+	qm->waveq_fb = lb_waveq_lambda_beta(k, t, E, c->step_center * E, c->step_width * E);
+}
+
+/* The sinusoid of one layer after the reduction: weight and beta gradients,
+ * returns lambda_q f_q R_l + lambda_beta f_b beta_l. */
+static double waveq_backward(struct lb_model *m, struct lb_qstate *s)
+{
+	struct lb_qmodel *qm = m->q;
+	const struct lb_waveq_cfg *c = &qm->cfg.waveq;
+	const float *w = weights_of(m, s);
+	float *dw = G(m, m->nodes[s->node].w);
+	enum lb_waveq_align al = c->align == LB_WAVEQ_ALIGN_WRPN ? LB_WAVEQ_WRPN : LB_WAVEQ_DOREFA;
+	float beta = s->p_beta >= 0 ? P(m, s->p_beta)[0] : (float)(s->level - 1);
+	float M = 1.0f;
+	if (al == LB_WAVEQ_DOREFA)
+		M = s->method == LB_QM_DOREFA ? s->dorefa_M : lb_quant_dorefa_w_max(w, s->count);
+	float cq = c->lambda_q * qm->waveq_fq;
+	double db = 0;
+	double R = lb_waveq_backward(dw, s->p_beta >= 0 ? &db : NULL, w, s->count, beta, al,
+				     c->amplitude ? 1 : 0, M, cq);
+	double pen = (double)cq * R;
+	if (s->p_beta >= 0) {
+		float cb = c->lambda_beta * qm->waveq_fb;
+		G(m, s->p_beta)[0] += (float)db + cb;
+		pen += (double)cb * beta;
+	}
+	return pen;
+}
+
 void lb_model_quant_init_params(struct lb_model *m)
 {
 	struct lb_qmodel *qm = m->q;
@@ -390,6 +460,10 @@ void lb_model_quant_init_params(struct lb_model *m)
 			break;
 		default:
 			break;
+		}
+		if (s->p_beta >= 0) {
+			P(m, s->p_beta)[0] = qm->cfg.waveq.beta_init;
+			s->level = waveq_bits(qm, P(m, s->p_beta)[0]);
 		}
 		if (s->p_gate >= 0) {
 			float p0 = qm->cfg.learn_bits.init_drop;
@@ -507,11 +581,25 @@ int lb_model_quant_fix_bits(struct lb_model *m, const int *bits, int n)
 						nd->name, b);
 			continue;
 		}
-		if (b < 1 || b > nd->wq->bits)
+		/* RQ/SRQ grids are sized for this run's bits; the other methods take any
+		 * width their kernels support */
+		int grid = uses_grid(nd->wq->method), lo = 1, hi = grid ? nd->wq->bits : 16;
+		if (!grid && nd->wq->method != LB_QM_DOREFA && nd->wq->method != LB_QM_BSQ)
+			lo = 2;
+		if (nd->wq->method == LB_QM_BSQ)
+			lo = 0; /* a layer BSQ emptied */
+		if (b < lo || b > hi)
 			return lb_error(LB_ERR_CONFIG,
-					"learned bits: layer '%s' has %d bits (allowed: 1 to this run's "
-					"%d bits)",
-					nd->name, b, nd->wq->bits);
+					"learned bits: layer '%s' has %d bits (allowed: %d to %d with "
+					"%s weights)",
+					nd->name, b, lo, hi, lb_qmethod_name(nd->wq->method));
+		if (nd->wq->method == LB_QM_NONE || nd->wq->p_beta >= 0)
+			return lb_error(LB_ERR_CONFIG,
+					"learned bits: layer '%s' learns its bits here (allowed: "
+					"quantized weights with fixed bits, e.g. WaveQ with "
+					"learn_beta: false)", nd->name);
+		if (!grid)
+			nd->wq->bits = b;
 		/* an RQ/SRQ grid sized for b_max bits: scale alpha (and sigma, keeping
 		 * their ratio) by 2^(b_max - b), so the b-bit grid kept spans the range
 		 * the b_max-bit grid spanned (as a b-bit initialisation would) */
@@ -650,8 +738,12 @@ void lb_model_quant_begin(struct lb_model *m, int train, uint32_t step)
 		return;
 	qm->train = train;
 	qm->step = step;
+	if (train && qm->cfg.waveq.enabled)
+		waveq_schedule(qm, step);
 	for (int k = 0; k < qm->n_w; k++) {
 		struct lb_qstate *s = &qm->w[k];
+		if (s->p_beta >= 0)
+			s->level = waveq_bits(qm, P(m, s->p_beta)[0]);
 		if (!train && s->p_gate >= 0 && !s->frozen)
 			s->level = (qm->gates_on || qm->cfg.learn_bits.warmup_epochs == 0)
 					   ? learned_level(m, s)
@@ -698,6 +790,10 @@ static void weight_backward(struct lb_model *m, struct lb_qstate *s)
 	case LB_QM_SR:
 		lb_quant_sr_backward(dw, gq, w, n, s->bits, s->frac_len, ste);
 		break;
+	case LB_QM_NONE: /* WaveQ on full-precision weights */
+		for (size_t i = 0; i < n; i++)
+			dw[i] += gq[i];
+		break;
 	case LB_QM_RQ:
 	case LB_QM_RQ_ST:
 	case LB_QM_SRQ: {
@@ -735,6 +831,10 @@ double lb_model_quant_weights_backward(struct lb_model *m)
 		struct lb_qstate *s = &qm->w[k];
 		weight_backward(m, s);
 		s->penalty = 0;
+		if (s->waveq) {
+			s->penalty = waveq_backward(m, s);
+			total += s->penalty;
+		}
 		if (!s->use_gates)
 			continue;
 		double dla[LB_QM_MAX_LEVELS] = {0};
@@ -773,6 +873,11 @@ void lb_model_quant_after_step(struct lb_model *m)
 			}
 			if (s->p_gate >= 0)
 				lb_bits_clamp_log_a(P(m, s->p_gate) + 2, (size_t)s->bits - 1);
+			if (s->p_beta >= 0) {
+				float *b = P(m, s->p_beta);
+				float lo = qm->cfg.waveq.beta_min, hi = qm->cfg.waveq.beta_max;
+				b[0] = b[0] < lo ? lo : b[0] > hi ? hi : b[0];
+			}
 		}
 	}
 }

@@ -62,6 +62,8 @@ struct lb_qstate {
 	float z[LB_QM_MAX_LEVELS], zbar[LB_QM_MAX_LEVELS], dz[LB_QM_MAX_LEVELS];
 	double dzbar[LB_QM_MAX_LEVELS];
 	double penalty;      /* bit-cost regulariser of this layer, this step */
+	int waveq;           /* WaveQ regularises this layer's weights */
+	int p_beta;          /* WaveQ learned beta (1), or -1 (beta = level - 1) */
 };
 
 struct lb_qmodel {
@@ -77,6 +79,8 @@ struct lb_qmodel {
 	int calibrating;          /* quant nodes initialise their range from this forward */
 	int bypass;               /* quant nodes copy their input (PTQ calibration: FP statistics) */
 	uint64_t first_sample;    /* of the last training forward (keys RQ noise in backward) */
+	int epochs, steps_per_epoch; /* of the run (WaveQ schedules; set by the trainer) */
+	float waveq_fq, waveq_fb; /* WaveQ schedule factors of this step */
 };
 
 /* Build-time: called by lb_model_build before parameters are laid out.

@@ -176,7 +176,7 @@ static void test_levels(void)
 			ok(fewer, "... each layer then has at most 2^b* levels");
 			int bad[4] = {2, 3, 4, 3};
 			ok(lb_model_quant_fix_bits(m, bad, 4) == LB_ERR_CONFIG &&
-				   strstr(lb_error_message(), "allowed: 1 to this run's 3 bits"),
+				   strstr(lb_error_message(), "has 4 bits (allowed: 1 to 3 with srq weights)"),
 			   "more bits than the run's grid is refused");
 			ok(lb_model_quant_fix_bits(m, bad, 3) == LB_ERR_CONFIG, "a wrong layer count is refused");
 		}
