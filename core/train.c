@@ -371,6 +371,22 @@ static int record_quant_epoch(struct run *r, double penalty)
 		}
 		if (!rc && any)
 			rc = lb_runfile_append(r->rf, "metrics/waveq_beta", row, L);
+		/* BSQ: the nonzero fraction of every bit plane, (L x max_bits) per epoch */
+		int mb = (int)m->q->cfg.bsq.max_bits;
+		double *nz = calloc((size_t)L * (size_t)mb + 1, sizeof *nz);
+		any = 0;
+		for (int l = 0; nz && l < L; l++) {
+			if (lb_model_quant_bsq_density(m, l, nz + (size_t)l * mb))
+				any = 1;
+			else
+				for (int b = 0; b < mb; b++)
+					nz[(size_t)l * mb + b] = NAN;
+		}
+		if (!nz)
+			rc = rc ? rc : lb_error(LB_ERR_OOM, "out of memory");
+		else if (!rc && any)
+			rc = lb_runfile_append(r->rf, "metrics/bsq_density", nz, L * mb);
+		free(nz);
 	}
 	if (!rc)
 		lb_log(LB_LOG_INFO, "quant: avg weight bits %.3f, avg activation bits %.2f, %.0f bytes "
@@ -812,6 +828,10 @@ static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opt
 	if (r->gl1)
 		lb_gradl1_taps(r->gl1, m, r->gl1_active);
 	lb_model_quant_epoch(m, epoch);
+	/* BSQ re-quantization at the epoch's start (not again when a mid-epoch
+	 * checkpoint resumes inside it); the optimizer starts afresh after it */
+	if (s0 == 0 && lb_model_quant_requantize(m, epoch, 0))
+		lb_optim_reset(r->opt);
 	lb_rng_permutation(r->perm, r->train.n, cfg->seed, LB_RNG_ORDER, (uint32_t)epoch);
 	for (int s = s0; s < r->steps_per_epoch; s++) {
 		if (opts->crash_at_step && r->step + 1 == opts->crash_at_step) {
@@ -1060,7 +1080,8 @@ static int load_named(const struct lb_runfile *rf, const char *file, const char 
 		uint64_t dims[4];
 		snprintf(path, sizeof path, "%s/%s", prefix, ps[i].name);
 		const void *v = lb_runfile_get_array(rf, path, &dt, &rank, dims);
-		int quant = (ps[i].flags & LB_PARAM_QUANT) || strstr(ps[i].name, "q.state");
+		int quant = (ps[i].flags & LB_PARAM_QUANT) || strstr(ps[i].name, "q.state") ||
+			    strstr(ps[i].name, "q.ftstate");
 		if (!v) {
 			if (quant) {
 				(*missing)++;
@@ -1123,6 +1144,18 @@ static int stage_inputs(struct run *r, const struct lb_train_opts *opts)
 				       wb ? wb : "?", ab ? ab : "?", r->cfg->quant.weights.bits,
 				       r->cfg->quant.activations.bits);
 			lb_model_quant_init_params(m);
+			/* only what the run lacks is new: load the rest again (e.g. a BSQ
+			 * fine-tune keeps the step its BSQ run ended with) */
+			if (!other_bits) {
+				rc = load_named(rf, opts->init_from,
+						final ? "final/weights" : "init/weights", m->w, m->params,
+						m->n_params, &missing);
+				rc = rc ? rc : load_named(rf, opts->init_from,
+							  final ? "final/buffers" : "init/buffers",
+							  m->buf, m->buffers, m->n_buffers, &missing);
+				if (rc)
+					goto out;
+			}
 		}
 		lb_runfile_free(rf);
 		rf = NULL;
@@ -1303,6 +1336,8 @@ static int train_run(const struct lb_config *cfg, const struct lb_train_opts *op
 		if (r.model->q)
 			r.model->q->seed = lb_rng_derive(cfg->seed, 3);
 		rc = stage_inputs(&r, opts);
+		if (!rc)
+			lb_model_quant_setup(r.model);
 	}
 	if (!rc && r.model->q) {
 		r.model->q->epochs = (int)cfg->train.epochs;
@@ -1355,6 +1390,10 @@ static int train_run(const struct lb_config *cfg, const struct lb_train_opts *op
 			rc = preempt(&r, e, r.stop_sig, opts);
 		if (rc)
 			goto out;
+		int last = e + 1 == (int)cfg->train.epochs ||
+			   (cfg->train.max_steps && r.step >= (long)cfg->train.max_steps);
+		if (last) /* BSQ's final re-quantization: the weights evaluated and kept */
+			lb_model_quant_requantize(r.model, e + 1, 1);
 		double te0 = lb_now();
 		rc = evaluate(&r, &r.test, &test_loss, &test_acc);
 		if (!rc && r.val.n)
@@ -1366,8 +1405,6 @@ static int train_run(const struct lb_config *cfg, const struct lb_train_opts *op
 		double row = e + 1,
 		       steps_done = (double)(r.step - (long)e * r.steps_per_epoch) * cfg->train.batch;
 		double lrd = lr, rate = steps_done / sec, comm_s = r.comm_seconds;
-		int last = e + 1 == (int)cfg->train.epochs ||
-			   (cfg->train.max_steps && r.step >= (long)cfg->train.max_steps);
 		lb_log(LB_LOG_INFO,
 		       "epoch %d/%u: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.0f "
 		       "samples/s, %.1f s",

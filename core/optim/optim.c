@@ -203,3 +203,11 @@ float lb_schedule_lr(const struct lb_schedule_cfg *s, float base_lr, unsigned ep
 	}
 	return (float)lr;
 }
+
+void lb_optim_reset(struct lb_optimizer *o)
+{
+	memset(o->m, 0, o->n * sizeof(float));
+	if (o->v)
+		memset(o->v, 0, o->n * sizeof(float));
+	o->t = 0;
+}

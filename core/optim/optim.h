@@ -33,6 +33,10 @@ int lb_optim_new(const struct lb_optimizer_cfg *cfg, const struct lb_model *m,
 		 struct lb_optimizer **out);
 void lb_optim_free(struct lb_optimizer *o);
 
+/* Forget the moments and the step count, as a newly created optimizer
+ * (BSQ re-creates its optimizer after every re-quantization). */
+void lb_optim_reset(struct lb_optimizer *o);
+
 /* One update: w -= lr * direction(g). */
 void lb_optim_step(struct lb_optimizer *o, float *w, const float *g, float lr);
 /* Plain scalar reference of the same update (tests hold them equal). */

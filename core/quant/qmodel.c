@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "err.h"
+#include "log.h"
+#include "quant/bsq.h"
 #include "quant/qmodel.h"
 #include "quant/quant.h"
 #include "quant/rq.h"
@@ -244,6 +246,7 @@ int lb_qmodel_add_node(struct lb_model *m, const struct lb_quant_cfg *q, int i)
 	s->node = i;
 	s->layer = i; /* an activation quantizer's layer is the next node; fixed in alloc */
 	s->p_a = s->p_b = s->p_gate = s->p_beta = -1;
+	s->p_bp = s->p_bn = s->p_what = s->p_step = -1;
 	s->waveq = waveq;
 	if (method == LB_QM_NONE) /* WaveQ on FP weights: bits are reported from beta */
 		s->bits = s->level = s->keep = 16;
@@ -282,6 +285,24 @@ int lb_qmodel_add_node(struct lb_model *m, const struct lb_quant_cfg *q, int i)
 		if (s->p_a < 0 || s->p_b < 0)
 			return lb_error(LB_ERR_OOM, "out of memory");
 		break;
+	case LB_QM_BSQ: {
+		/* bit planes for max_bits (the block never changes shape; "fewer
+		 * bits" is fewer planes in use), or w-hat when fine-tuning; weight
+		 * decay as the reference's SGD applies it to every parameter */
+		unsigned fl = LB_PARAM_QUANT | LB_PARAM_QDECAY;
+		if (q->bsq.finetune) {
+			int d[1] = {(int)s->count};
+			s->p_what = lb_model_add_param(m, i, "wq.what", fl, 1, d, 0);
+		} else {
+			int d[2] = {(int)q->bsq.max_bits, (int)s->count};
+			s->p_bp = lb_model_add_param(m, i, "wq.planes_p", fl, 2, d, 0);
+			s->p_bn = lb_model_add_param(m, i, "wq.planes_n", fl, 2, d, 0);
+		}
+		s->p_step = lb_model_add_param(m, i, "wq.step", fl, 1, one, 0);
+		if (s->p_step < 0 || (q->bsq.finetune ? s->p_what < 0 : s->p_bp < 0 || s->p_bn < 0))
+			return lb_error(LB_ERR_OOM, "out of memory");
+		break;
+	}
 	default:
 		break;
 	}
@@ -295,7 +316,10 @@ int lb_qmodel_add_node(struct lb_model *m, const struct lb_quant_cfg *q, int i)
 	    (s->p_beta = lb_model_add_param(m, i, "wq.beta", LB_PARAM_QUANT, 1, one, 0)) < 0)
 		return lb_error(LB_ERR_OOM, "out of memory");
 	int two[1] = {2};
-	snprintf(nm, sizeof nm, "%sstate", pre);
+	/* BSQ fine-tuning keeps its state apart from the BSQ run's (which a
+	 * --stage-init copies) so that it sets itself up from the weights */
+	snprintf(nm, sizeof nm, "%s%s", pre,
+		 method == LB_QM_BSQ && q->bsq.finetune ? "ftstate" : "state");
 	s->b_state = lb_model_add_param(m, i, nm, 0, 1, two, 1);
 	if (s->b_state < 0 || ((method == LB_QM_LSQ || method == LB_QM_PACT) && s->p_a < 0))
 		return lb_error(LB_ERR_OOM, "out of memory");
@@ -378,6 +402,103 @@ static void init_grid(struct lb_model *m, struct lb_qstate *s, float alpha)
 		alpha = 1e-3f;
 	P(m, s->p_a)[0] = logf(alpha);
 	P(m, s->p_b)[0] = logf(alpha * m->q->cfg.rq.sigma_init);
+}
+
+/* ---- BSQ ---- */
+
+static int bsq_N(struct lb_model *m, const struct lb_qstate *s)
+{
+	return (int)S(m, s->b_state)[1];
+}
+
+void lb_model_quant_setup(struct lb_model *m)
+{
+	struct lb_qmodel *qm = m->q;
+	if (!qm)
+		return;
+	const struct lb_bsq_cfg *c = &qm->cfg.bsq;
+	for (int k = 0; k < qm->n_w; k++) {
+		struct lb_qstate *s = &qm->w[k];
+		float *st = S(m, s->b_state);
+		if (s->method != LB_QM_BSQ || st[0] != 0.0f)
+			continue;
+		const float *w = weights_of(m, s);
+		float *d = P(m, s->p_step);
+		int N = s->bits;
+		size_t n = s->count;
+		if (s->p_what >= 0) {
+			/* fine-tune: w-hat = r / M with r = round(w / d) clipped to M, d
+			 * the step the BSQ run ended with (w = d r exactly) or, from a
+			 * run without one, max|w| / M */
+			int M = lb_bsq_levels(N);
+			float *what = P(m, s->p_what);
+			if (!(d[0] > 0.0f)) {
+				float mx = lb_quant_max_abs(w, n);
+				d[0] = M > 0 && mx > 0.0f ? mx / (float)M : 1.0f;
+			}
+			for (size_t e = 0; e < n; e++) {
+				float r = M > 0 ? lb_quant_round(w[e] / d[0]) : 0.0f;
+				r = r > (float)M ? (float)M : r < -(float)M ? -(float)M : r;
+				what[e] = M > 0 ? r / (float)M : 0.0f;
+			}
+		} else if (N >= 1) {
+			float *bp = P(m, s->p_bp), *bn = P(m, s->p_bn);
+			lb_bsq_convert(bp, bn, d, w, n, N, (int)c->max_bits);
+			lb_bsq_adjust(bp, bn, d, &N, n, (int)c->max_bits, c->threshold, NULL);
+		}
+		st[0] = 1.0f;
+		st[1] = (float)N;
+		s->level = N;
+	}
+}
+
+int lb_model_quant_requantize(struct lb_model *m, int epoch, int final)
+{
+	struct lb_qmodel *qm = m->q;
+	int ran = 0;
+	if (!qm || qm->cfg.bsq.finetune)
+		return 0;
+	const struct lb_bsq_cfg *c = &qm->cfg.bsq;
+	if (!final && (epoch <= 0 || epoch % (int)c->requant_every))
+		return 0;
+	for (int k = 0; k < qm->n_w; k++) {
+		struct lb_qstate *s = &qm->w[k];
+		if (s->p_bp < 0)
+			continue;
+		struct lb_bsq_change ch;
+		int N = bsq_N(m, s);
+		lb_bsq_requant_adjust(P(m, s->p_bp), P(m, s->p_bn), P(m, s->p_step), &N, s->count,
+				      (int)c->max_bits, c->threshold, &ch);
+		S(m, s->b_state)[1] = (float)N;
+		s->level = N;
+		if (ch.N_before != ch.N_after)
+			lb_log(LB_LOG_INFO, "bsq: %s %d -> %d bits", m->nodes[s->node].name,
+			       ch.N_before, ch.N_after);
+		ran = 1;
+	}
+	return ran;
+}
+
+int lb_model_quant_bsq_density(const struct lb_model *m, int l, double *nz)
+{
+	for (int j = 0, i = 1; i < m->n_nodes; i++) {
+		const struct lb_node *nd = &m->nodes[i];
+		if (!is_quantizable(nd->op))
+			continue;
+		if (j++ != l)
+			continue;
+		const struct lb_qstate *s = nd->wq;
+		if (!s || s->p_bp < 0)
+			return 0;
+		int mb = (int)m->q->cfg.bsq.max_bits;
+		int N = (int)m->buf[m->buffers[s->b_state].offset + 1];
+		for (int b = 0; b < mb; b++)
+			nz[b] = NAN;
+		lb_bsq_density(nz, m->w + m->params[s->p_bp].offset, m->w + m->params[s->p_bn].offset,
+			       s->count, N);
+		return mb;
+	}
+	return 0;
 }
 
 /* ---- WaveQ ---- */
@@ -464,6 +585,11 @@ void lb_model_quant_init_params(struct lb_model *m)
 		if (s->p_beta >= 0) {
 			P(m, s->p_beta)[0] = qm->cfg.waveq.beta_init;
 			s->level = waveq_bits(qm, P(m, s->p_beta)[0]);
+		}
+		if (s->method == LB_QM_BSQ) {
+			S(m, s->b_state)[0] = 0.0f; /* set up from the weights: lb_model_quant_setup */
+			S(m, s->b_state)[1] = (float)s->bits;
+			continue; /* planes, w-hat and step are 0 */
 		}
 		if (s->p_gate >= 0) {
 			float p0 = qm->cfg.learn_bits.init_drop;
@@ -584,6 +710,8 @@ int lb_model_quant_fix_bits(struct lb_model *m, const int *bits, int n)
 		/* RQ/SRQ grids are sized for this run's bits; the other methods take any
 		 * width their kernels support */
 		int grid = uses_grid(nd->wq->method), lo = 1, hi = grid ? nd->wq->bits : 16;
+		if (nd->wq->p_bp >= 0) /* planes exist for max_bits */
+			hi = (int)m->q->cfg.bsq.max_bits;
 		if (!grid && nd->wq->method != LB_QM_DOREFA && nd->wq->method != LB_QM_BSQ)
 			lo = 2;
 		if (nd->wq->method == LB_QM_BSQ)
@@ -673,6 +801,20 @@ static void weight_forward(struct lb_model *m, struct lb_qstate *s)
 	case LB_QM_WRPN:
 		lb_quant_wrpn_w_forward(y, w, n, s->bits);
 		break;
+	case LB_QM_BSQ: {
+		int N = bsq_N(m, s);
+		float d = P(m, s->p_step)[0];
+		s->level = N;
+		if (s->p_what >= 0)
+			lb_bsq_ft_forward(y, P(m, s->p_what), d, n, N);
+		else
+			lb_bsq_forward(y, P(m, s->p_bp), P(m, s->p_bn), d, n, N);
+		/* the layer's weight tensor holds the effective weights (checkpoints,
+		 * final/weights, lowbit ptq, --stage-init of a fine-tune) */
+		if (!qm->train)
+			memcpy(P(m, m->nodes[s->node].w), y, n * sizeof(float));
+		break;
+	}
 	case LB_QM_LSQ:
 		lb_quant_range_signed(&lo, &hi, s->bits, 0);
 		lb_quant_lsq_forward(y, w, P(m, s->p_a), s->rows, s->cols, lo, hi);
@@ -794,6 +936,17 @@ static void weight_backward(struct lb_model *m, struct lb_qstate *s)
 		for (size_t i = 0; i < n; i++)
 			dw[i] += gq[i];
 		break;
+	case LB_QM_BSQ: {
+		int N = bsq_N(m, s);
+		float d = P(m, s->p_step)[0], gs = lb_bsq_step_grad_scale(N);
+		if (s->p_what >= 0)
+			lb_bsq_ft_backward(G(m, s->p_what), G(m, s->p_step), gq, P(m, s->p_what), d, n,
+					   N, gs);
+		else
+			lb_bsq_backward(G(m, s->p_bp), G(m, s->p_bn), G(m, s->p_step), gq, P(m, s->p_bp),
+					P(m, s->p_bn), d, n, N, gs);
+		break;
+	}
 	case LB_QM_RQ:
 	case LB_QM_RQ_ST:
 	case LB_QM_SRQ: {
@@ -824,13 +977,24 @@ double lb_model_quant_weights_backward(struct lb_model *m)
 	double total = 0;
 	if (!qm)
 		return 0;
-	size_t all = 0;
-	for (int k = 0; k < qm->n_w; k++)
+	size_t all = 0, tp = 0;
+	for (int k = 0; k < qm->n_w; k++) {
 		all += qm->w[k].count;
+		tp += qm->w[k].p_bp >= 0 ? qm->w[k].count : 0;
+	}
 	for (int k = 0; k < qm->n_w; k++) {
 		struct lb_qstate *s = &qm->w[k];
 		weight_backward(m, s);
 		s->penalty = 0;
+		if (s->p_bp >= 0 && qm->cfg.bsq.alpha > 0.0f) {
+			/* bit-level group Lasso, memory-weighted (methods.md 5.3) */
+			int N = bsq_N(m, s);
+			double c = (double)qm->cfg.bsq.alpha / (double)tp * (double)s->count *
+				   (qm->cfg.bsq.memory_weights ? N : 1);
+			s->penalty = lb_bsq_group_lasso(G(m, s->p_bp), G(m, s->p_bn), P(m, s->p_bp),
+							 P(m, s->p_bn), s->count, N, c);
+			total += s->penalty;
+		}
 		if (s->waveq) {
 			s->penalty = waveq_backward(m, s);
 			total += s->penalty;
@@ -873,6 +1037,11 @@ void lb_model_quant_after_step(struct lb_model *m)
 			}
 			if (s->p_gate >= 0)
 				lb_bits_clamp_log_a(P(m, s->p_gate) + 2, (size_t)s->bits - 1);
+			if (s->p_bp >= 0)
+				lb_bsq_clamp(P(m, s->p_bp), P(m, s->p_bn), s->count, bsq_N(m, s),
+					     (int)qm->cfg.bsq.max_bits);
+			if (s->p_what >= 0)
+				lb_bsq_ft_clamp(P(m, s->p_what), s->count);
 			if (s->p_beta >= 0) {
 				float *b = P(m, s->p_beta);
 				float lo = qm->cfg.waveq.beta_min, hi = qm->cfg.waveq.beta_max;

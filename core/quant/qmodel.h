@@ -64,6 +64,9 @@ struct lb_qstate {
 	double penalty;      /* bit-cost regulariser of this layer, this step */
 	int waveq;           /* WaveQ regularises this layer's weights */
 	int p_beta;          /* WaveQ learned beta (1), or -1 (beta = level - 1) */
+	int p_bp, p_bn;      /* BSQ: positive / negative bit planes (max_bits x count), or -1 */
+	int p_what;          /* BSQ fine-tune: w-hat (count), or -1 */
+	int p_step;          /* BSQ: the step d = s / (2^N - 1) (1), or -1; N = buffer state[1] */
 };
 
 struct lb_qmodel {
@@ -112,6 +115,27 @@ void lb_model_quant_calibrate(struct lb_model *m, int B);
  * about to run (0-based). Freezing fixes every layer's level at its learned
  * value. */
 void lb_model_quant_epoch(struct lb_model *m, int epoch);
+
+/* Initialisation that needs the loaded weights (after --stage-init and
+ * --stage-bits, before training; a resumed run's checkpoint overrides it):
+ * BSQ converts each layer's weights to bit planes at quant.weights.bits and
+ * drops empty planes (methods.md 5.1, 5.4b), or, fine-tuning, takes w-hat
+ * from the weights and the step it was given. Deterministic. */
+void lb_model_quant_setup(struct lb_model *m);
+
+/* BSQ re-quantization and precision adjustment (methods.md 5.4): at the start
+ * of every epoch that is a multiple of quant.bsq.requant_every (not epoch 0:
+ * lb_model_quant_setup did it) and, final = 1, after the last epoch. Returns
+ * 1 when it ran: the caller then resets the optimizer's moments (the
+ * reference re-creates its optimizer). Must not run again when a mid-epoch
+ * checkpoint resumes inside that epoch. */
+int lb_model_quant_requantize(struct lb_model *m, int epoch, int final);
+
+/* BSQ: the nonzero fraction of each bit plane of the l-th conv/linear layer
+ * (lb_bsq_density of its current planes; MSB first) into nz:(max_bits), NaN
+ * past the layer's bits; returns max_bits, or 0 when layer l has no BSQ
+ * bit planes. */
+int lb_model_quant_bsq_density(const struct lb_model *m, int l, double *nz);
 /* Fake-quantize the weights for a training step (train = 1, masks and
  * gates keyed by step) or for evaluation (train = 0). */
 void lb_model_quant_begin(struct lb_model *m, int train, uint32_t step);

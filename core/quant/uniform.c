@@ -363,26 +363,161 @@ void lb_quant_uniform_backward_ref(float *dx, const float *dy, const float *x, c
 	}
 }
 
+/* ---- vectorised tanh (DoReFa weights here, WaveQ in waveq.c) ---- */
+
+/* Elements per block: the vector loops run over whole blocks (a known trip
+ * count lets -O2's very cheap vectoriser take them); a tail block is padded. */
+#define QBLOCK 256
+#define QLANES 8 /* partial maxima and double sums, combined in a fixed order */
+/* x + 1.5 2^23 - 1.5 2^23 is x rounded to an integer for |x| < 2^22 */
+#define QMAGIC 12582912.0f
+
+/* tanh: Taylor coefficients (x^3 .. x^13); 2^f: (ln 2)^n / n! */
+#define T3  (-0.333333333f)
+#define T5  0.133333333f
+#define T7  (-0.053968254f)
+#define T9  0.0218694885f
+#define T11 (-0.00886323553f)
+#define T13 0.00359212804f
+#define E1  0.693147181f
+#define E2  0.240226507f
+#define E3  0.0555041087f
+#define E4  0.00961812911f
+#define E5  0.00133335581f
+#define E6  0.000154035304f
+#define E7  1.52527338e-05f
+
+/* c ? a : b on the bit patterns: a ?: on floats makes GCC sink the float ops
+ * that follow into branches, which -O2's vectoriser then refuses. */
+static inline float sel_bits(int c, float a, float b)
+{
+	const uint32_t mask = 0u - (uint32_t)c;
+	uint32_t ua, ub;
+	memcpy(&ua, &a, sizeof ua);
+	memcpy(&ub, &b, sizeof ub);
+	ua = (ua & mask) | (ub & ~mask);
+	memcpy(&a, &ua, sizeof a);
+	return a;
+}
+
+/* tanh over a whole block, vectorisable (libm tanhf is a scalar call, ~10 ns
+ * an element). |x| < 0.4: Taylor to x^13 (truncation < 1e-8 relative); else
+ * 1 - 2/(e + 1), e = exp(2|x|) = 2^k 2^f with k = nearest integer, |f| <= 1/2,
+ * 2^f by Taylor to f^7 (< 6e-9) and 2^k added to the exponent bits; 2|x|
+ * log2(e) is capped at 26 (|x| >= 9 gives 1 - 3e-8 -> 1.0f, as tanhf).
+ * Within a few ulp of tanh; NaN gives NaN (through the polynomial). */
+static void tanh_block(float *restrict t, const float *restrict x)
+{
+	for (int i = 0; i < QBLOCK; i++) {
+		const float v = x[i], ax = fabsf(v), z = v * v;
+		const float small =
+		    v + v * z * (T3 + z * (T5 + z * (T7 + z * (T9 + z * (T11 + z * T13)))));
+		const float y0 = 2.88539008f * ax; /* 2|x| log2(e) */
+		const float y = sel_bits(y0 < 26.0f, y0, 26.0f);
+		const float kf = (y + QMAGIC) - QMAGIC;
+		const float f = y - kf;
+		const float p =
+		    1.0f + f * (E1 + f * (E2 + f * (E3 + f * (E4 + f * (E5 + f * (E6 + f * E7))))));
+		uint32_t bits;
+		float e;
+		memcpy(&bits, &p, sizeof bits);
+		bits += (uint32_t)(int32_t)kf << 23;
+		memcpy(&e, &bits, sizeof e);
+		const float large = copysignf(1.0f - 2.0f / (e + 1.0f), v);
+		t[i] = sel_bits(!(ax >= 0.4f), small, large); /* NaN: small, i.e. NaN */
+	}
+}
+
+/* t:(QBLOCK) = tanh of x:(m), m <= QBLOCK; t[m..] = tanh(0) = 0. */
+static void tanh_part(float *restrict t, const float *restrict x, size_t m)
+{
+	float xb[QBLOCK];
+
+	if (m == QBLOCK) {
+		tanh_block(t, x);
+		return;
+	}
+	memcpy(xb, x, m * sizeof(float));
+	memset(xb + m, 0, (QBLOCK - m) * sizeof(float));
+	tanh_block(t, xb);
+}
+
+void lb_quant_tanh(float *t, const float *x, size_t n)
+{
+	float tb[QBLOCK];
+
+	for (size_t i0 = 0; i0 < n; i0 += QBLOCK) {
+		const size_t m = n - i0 < QBLOCK ? n - i0 : QBLOCK;
+		if (m == QBLOCK && t != x) {
+			tanh_block(t + i0, x + i0);
+			continue;
+		}
+		tanh_part(tb, x + i0, m); /* in place or a tail: through the buffer */
+		memcpy(t + i0, tb, m * sizeof(float));
+	}
+}
+
+/* max |t| of a padded block (padding is 0); NaN entries are skipped, as fmaxf. */
+static float block_max_abs(const float *t)
+{
+	float mx[QLANES] = {0};
+
+	for (int i = 0; i < QBLOCK; i += QLANES)
+		for (int l = 0; l < QLANES; l++) {
+			const float a = fabsf(t[i + l]);
+			mx[l] = a > mx[l] ? a : mx[l];
+		}
+	for (int l = 1; l < QLANES; l++)
+		mx[0] = mx[l] > mx[0] ? mx[l] : mx[0];
+	return mx[0];
+}
+
 /* ---- DoReFa ---- */
 
 float lb_quant_dorefa_w_max(const float *w, size_t n)
 {
-	float M = 0.0f;
-	for (size_t i = 0; i < n; i++)
-		M = fmaxf(M, fabsf(tanhf(w[i])));
+	float t[QBLOCK], M = 0.0f;
+
+	for (size_t i0 = 0; i0 < n; i0 += QBLOCK) {
+		const size_t m = n - i0 < QBLOCK ? n - i0 : QBLOCK;
+		tanh_part(t, w + i0, m);
+		const float b = block_max_abs(t);
+		M = b > M ? b : M;
+	}
 	return M > 0.0f ? M : 1.0f;
+}
+
+/* y:(QBLOCK) from t:(QBLOCK): the rounding of round_clamp with the clamp
+ * first, which gives the same m on [0, nf] (round is monotone, nf is an
+ * integer; NaN -> 0) and lets the truncation run without the |q| >= 2^23 case. */
+static void dorefa_w_block(float *restrict y, const float *restrict t, float twoM, float nf)
+{
+	for (int i = 0; i < QBLOCK; i++) {
+		const float q0 = (t[i] / twoM + 0.5f) * nf;
+		const float q1 = sel_bits(q0 > 0.0f, q0, 0.0f); /* NaN -> 0 */
+		const float q = sel_bits(q1 < nf, q1, nf);
+		float m = (float)(int32_t)q;
+		m += (float)(q - m >= 0.5f);
+		y[i] = (2.0f * m - nf) / nf;
+	}
 }
 
 void lb_quant_dorefa_w_forward(float *y, const float *w, size_t n, int bits, float M)
 {
 	const int levels = (1 << bits) - 1;
 	const float nf = (float)levels, twoM = 2.0f * M;
+	float t[QBLOCK], yb[QBLOCK];
 
 	assert(bits >= 2 && bits <= LB_QUANT_MAX_BITS && M > 0.0f);
-	for (size_t i = 0; i < n; i++) {
-		const float v = tanhf(w[i]) / twoM + 0.5f;
-		const float m = round_clamp(v * nf, 0.0f, 0.0f, nf);
-		y[i] = (2.0f * m - nf) / nf;
+	for (size_t i0 = 0; i0 < n; i0 += QBLOCK) {
+		const size_t m = n - i0 < QBLOCK ? n - i0 : QBLOCK;
+		tanh_part(t, w + i0, m); /* w is read into t first: y may be w */
+		if (m == QBLOCK) {
+			dorefa_w_block(y + i0, t, twoM, nf);
+			continue;
+		}
+		dorefa_w_block(yb, t, twoM, nf);
+		memcpy(y + i0, yb, m * sizeof(float));
 	}
 }
 
@@ -398,41 +533,73 @@ void lb_quant_dorefa_w_forward_ref(float *y, const float *w, size_t n, int bits,
 	}
 }
 
-/* through_max: the M path. First index of max|t| and sum dy_i t_i. */
-static void dorefa_w_max_grad(float *dw, const float *dy, const float *w, size_t n, float M)
+/* dw:(QBLOCK) += dy (1 - t^2) / M */
+static void dorefa_w_grad_block(float *restrict dw, const float *restrict dy,
+				const float *restrict t, float M)
 {
-	size_t j = 0;
-	float tj = 0.0f, best = -1.0f;
-	double sum = 0.0;
+	for (int i = 0; i < QBLOCK; i++)
+		dw[i] += dy[i] * ((1.0f - t[i] * t[i]) / M);
+}
 
-	for (size_t i = 0; i < n; i++) {
-		const float t = tanhf(w[i]);
-		if (fabsf(t) > best) {
-			best = fabsf(t);
-			tj = t;
-			j = i;
-		}
-		sum += (double)dy[i] * t;
-	}
-	if (!(best > 0.0f))
-		return; /* all-zero tensor: M is the fallback constant */
-	/* dL/dM = sum dy_i (-t_i / M^2); dM/dw_j = sign(t_j)(1 - t_j^2) */
-	dw[j] += (float)(-sum / ((double)M * M) * (tj > 0.0f ? 1.0 : -1.0) *
-			 (1.0 - (double)tj * tj));
+/* through_max, per block: sum_i dy_i t_i in QLANES double lanes (padding: t = 0). */
+static void dorefa_w_sum_block(double *restrict acc, const float *restrict dy,
+			       const float *restrict t)
+{
+	for (int i = 0; i < QBLOCK; i += QLANES)
+		for (int l = 0; l < QLANES; l++)
+			acc[l] += (double)dy[i + l] * (double)t[i + l];
 }
 
 void lb_quant_dorefa_w_backward(float *dw, const float *dy, const float *w, size_t n, float M,
 				int through_max)
 {
+	float t[QBLOCK], dyb[QBLOCK], dwb[QBLOCK];
+	double acc[QLANES] = {0};
+	size_t j = 0;
+	float tj = 0.0f, best = 0.0f;
+
 	if (!dw)
 		return;
 	assert(M > 0.0f);
-	for (size_t i = 0; i < n; i++) {
-		const float t = tanhf(w[i]);
-		dw[i] += dy[i] * ((1.0f - t * t) / M);
+	for (size_t i0 = 0; i0 < n; i0 += QBLOCK) {
+		const size_t m = n - i0 < QBLOCK ? n - i0 : QBLOCK;
+		const float *d = dy + i0;
+		tanh_part(t, w + i0, m); /* w is read into t first: dw may be w */
+		if (m < QBLOCK || dw == dy) { /* a padded copy (t = 0 there); restrict */
+			memcpy(dyb, d, m * sizeof(float));
+			memset(dyb + m, 0, (QBLOCK - m) * sizeof(float));
+			d = dyb;
+		}
+		if (through_max) {
+			/* first index of max|t|: the first block holding a new maximum,
+			 * then the first entry there equal to it (NaN never is) */
+			const float b = block_max_abs(t);
+			if (b > best)
+				for (size_t i = 0; i < m; i++)
+					if (fabsf(t[i]) == b) {
+						best = b;
+						tj = t[i];
+						j = i0 + i;
+						break;
+					}
+			dorefa_w_sum_block(acc, d, t);
+		}
+		if (m == QBLOCK) {
+			dorefa_w_grad_block(dw + i0, d, t, M);
+			continue;
+		}
+		memcpy(dwb, dw + i0, m * sizeof(float));
+		memset(dwb + m, 0, (QBLOCK - m) * sizeof(float));
+		dorefa_w_grad_block(dwb, d, t, M);
+		memcpy(dw + i0, dwb, m * sizeof(float));
 	}
-	if (through_max)
-		dorefa_w_max_grad(dw, dy, w, n, M);
+	if (through_max && best > 0.0f) { /* all-zero tensor: M is the fallback constant */
+		const double sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+				   ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+		/* dL/dM = sum dy_i (-t_i / M^2); dM/dw_j = sign(t_j)(1 - t_j^2) */
+		dw[j] += (float)(-sum / ((double)M * M) * (tj > 0.0f ? 1.0 : -1.0) *
+				 (1.0 - (double)tj * tj));
+	}
 }
 
 void lb_quant_dorefa_w_backward_ref(float *dw, const float *dy, const float *w, size_t n,

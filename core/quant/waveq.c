@@ -5,7 +5,6 @@
 
 #include <assert.h>
 #include <math.h>
-#include <stdint.h>
 #include <string.h>
 
 #include "quant.h"
@@ -33,21 +32,6 @@
 #define C8  0.235330630f
 #define C10 (-0.0258068914f)
 #define C12 0.00192957431f
-
-/* tanh: Taylor coefficients (x^3 .. x^13); 2^f: (ln 2)^n / n! */
-#define T3  (-0.333333333f)
-#define T5  0.133333333f
-#define T7  (-0.053968254f)
-#define T9  0.0218694885f
-#define T11 (-0.00886323553f)
-#define T13 0.00359212804f
-#define E1  0.693147181f
-#define E2  0.240226507f
-#define E3  0.0555041087f
-#define E4  0.00961812911f
-#define E5  0.00133335581f
-#define E6  0.000154035304f
-#define E7  1.52527338e-05f
 
 struct wq_par {
 	float a;      /* 2^beta - kappa: theta = pi (a u + c) */
@@ -87,65 +71,6 @@ double lb_waveq_shift(float beta, enum lb_waveq_align al)
 
 /* ---- fast path ---- */
 
-/* c ? a : b on the bit patterns: a ?: on floats makes GCC sink the float ops
- * that follow into branches, which -O2's vectoriser then refuses. */
-static inline float wq_sel(int c, float a, float b)
-{
-	const uint32_t mask = 0u - (uint32_t)c;
-	uint32_t ua, ub;
-	memcpy(&ua, &a, sizeof ua);
-	memcpy(&ub, &b, sizeof ub);
-	ua = (ua & mask) | (ub & ~mask);
-	memcpy(&a, &ua, sizeof a);
-	return a;
-}
-
-/* tanh over a whole block, vectorisable (libm tanhf is a scalar call and
- * would cost ~10 ns an element, 5x the rest of the kernel). |x| < 0.4: Taylor
- * to x^13 (truncation < 1e-8 relative); else 1 - 2/(e + 1), e = exp(2|x|) =
- * 2^k 2^f with k = nearest integer, |f| <= 1/2, 2^f by Taylor to f^7 (< 6e-9)
- * and 2^k added to the exponent bits; 2|x| log2(e) is capped at 26 (|x| >= 9
- * gives 1 - 3e-8 -> 1.0f, as tanhf).
- * Within a few ulp of tanh; NaN gives NaN (through the polynomial). */
-static void wq_tanh(float *restrict t, const float *restrict x)
-{
-	for (int i = 0; i < WQ_BLOCK; i++) {
-		const float v = x[i], ax = fabsf(v), z = v * v;
-		const float small =
-		    v + v * z * (T3 + z * (T5 + z * (T7 + z * (T9 + z * (T11 + z * T13)))));
-		const float y0 = 2.88539008f * ax; /* 2|x| log2(e) */
-		const float y = wq_sel(y0 < 26.0f, y0, 26.0f);
-		const float kf = (y + WQ_MAGIC) - WQ_MAGIC;
-		const float f = y - kf;
-		const float p =
-		    1.0f + f * (E1 + f * (E2 + f * (E3 + f * (E4 + f * (E5 + f * (E6 + f * E7))))));
-		uint32_t bits;
-		float e;
-		memcpy(&bits, &p, sizeof bits);
-		bits += (uint32_t)(int32_t)kf << 23;
-		memcpy(&e, &bits, sizeof e);
-		const float large = copysignf(1.0f - 2.0f / (e + 1.0f), v);
-		t[i] = wq_sel(!(ax >= 0.4f), small, large); /* NaN: small, i.e. NaN */
-	}
-}
-
-void lb_waveq_tanh(float *t, const float *x, size_t n)
-{
-	float xb[WQ_BLOCK], tb[WQ_BLOCK];
-
-	for (size_t i0 = 0; i0 < n; i0 += WQ_BLOCK) {
-		const size_t m = n - i0 < WQ_BLOCK ? n - i0 : WQ_BLOCK;
-		if (m == WQ_BLOCK && t != x) {
-			wq_tanh(t + i0, x + i0);
-			continue;
-		}
-		memcpy(xb, x + i0, m * sizeof(float));
-		memset(xb + m, 0, (WQ_BLOCK - m) * sizeof(float));
-		wq_tanh(tb, xb);
-		memcpy(t + i0, tb, m * sizeof(float));
-	}
-}
-
 /* u:(m) and du/dw:(m) of one block; entries m..WQ_BLOCK-1 are padded with
  * u = 0, du = 0 (their sinusoid values are masked by the caller). */
 static void wq_u(float *restrict u, float *restrict du, const float *restrict w, size_t m,
@@ -162,7 +87,7 @@ static void wq_u(float *restrict u, float *restrict du, const float *restrict w,
 			memset(wb + m, 0, (WQ_BLOCK - m) * sizeof(float));
 			src = wb;
 		}
-		wq_tanh(t, src);
+		lb_quant_tanh(t, src, WQ_BLOCK); /* quant.h, shared with DoReFa */
 		for (i = 0; i < WQ_BLOCK; i++) {
 			u[i] = t[i] * invM;
 			du[i] = (1.0f - t[i] * t[i]) * invM;

@@ -43,7 +43,7 @@
  * Every kernel has a *_ref twin: the literal formulas above in double
  * (tanh in double, step and shift computed from beta as written, libm sin).
  * The fast kernels work in float, in blocks of 256 that -O2 vectorises: tanh
- * is lb_waveq_tanh (below), theta is reduced to pi r, |r| <= 1/2, and
+ * is lb_quant_tanh (quant.h), theta is reduced to pi r, |r| <= 1/2, and
  * sin(pi r), cos(pi r) are polynomials; sums run in double over 8 fixed lanes
  * (deterministic, independent of the ISA). They agree with the twins within
  * LB_WAVEQ_TOL (below). Cost (test_waveq diagnostics, 1.6M weights, -O2
@@ -91,11 +91,6 @@ double lb_waveq_forward_ref(const float *w, size_t n, float beta, enum lb_waveq_
 			    int amplitude, float M);
 double lb_waveq_backward_ref(float *dw, double *dbeta, const float *w, size_t n, float beta,
 			     enum lb_waveq_align al, int amplitude, float M, float coef);
-
-/* The fast kernels' tanh, t:(n) = tanh(x:(n)) (t == x allowed, no partial overlap):
- * vectorised, within 4 ulp of tanh (tests/unit/test_waveq.c measures it),
- * +-inf -> +-1, NaN -> NaN. */
-void lb_waveq_tanh(float *t, const float *x, size_t n);
 
 /* ---- lambda schedules (methods.md 4.1) ----
  * Factors in [0, 1]; the caller multiplies by its lambda_q max and lambda_f
