@@ -331,16 +331,310 @@ void lb_bsq_density(double *nz, const float *P, const float *Nn, size_t n, int N
 		nz[i] = n ? (double)cnt[i] / (double)n : 0.0;
 }
 
+/* x to [0, 2], NaN and -0 to +0 (> 0 is false for both). Branch-free on
+ * purpose: after an optimizer step the values at 0 straddle it at random, and
+ * the branches of the plain loop mispredicted (measured: ~70 ns per weight of
+ * an 8-bit layer against ~4 for this, which runs at memory speed). restrict
+ * and a constant m for the vectoriser. */
+static inline __attribute__((always_inline)) void clamp_run(float *restrict x, size_t m)
+{
+	for (size_t k = 0; k < m; k++) {
+		const float v = x[k];
+		x[k] = v > 2.0f ? 2.0f : v > 0.0f ? v : 0.0f;
+	}
+}
+
 void lb_bsq_clamp(float *P, float *Nn, size_t n, int N, int max_bits)
 {
+	enum { B = 1024 };
+	const size_t m = (size_t)N * n;
+	size_t k = 0;
+
 	check_bits(N, max_bits);
-	for (size_t k = 0; k < (size_t)N * n; k++) {
+	for (; k + B <= m; k += B) {
+		clamp_run(P + k, B);
+		clamp_run(Nn + k, B);
+	}
+	for (; k < m; k++) { /* the same expression, scalar */
 		const float p = P[k], q = Nn[k];
-		/* > 0 is false for NaN and -0: both become +0 */
 		P[k] = p > 2.0f ? 2.0f : p > 0.0f ? p : 0.0f;
 		Nn[k] = q > 2.0f ? 2.0f : q > 0.0f ? q : 0.0f;
 	}
 	zero_rows(P, Nn, n, N, max_bits);
+}
+
+/* ---- fused training-step kernels ----
+ * Layout of the work: element blocks of FBLK weights; inside a block, plane
+ * row by plane row, ONE constant-length, branch-free loop over restrict
+ * pointers per row (what GCC's -O2 vectoriser accepts), which reads the row
+ * segments p, q once and updates u and, in the backward, dp and dn. The u of
+ * the block (the forward's integer before rounding) stays on the stack, so the
+ * planes are read once per call. Large blocks: the rows are 4 n bytes apart,
+ * every row segment is a separate stream, and short segments (<= 8 KiB here)
+ * left the hardware prefetchers too little to work with (measured: 2-3x slower
+ * per weight than 32 KiB segments on the machine of bench_fused in
+ * test_bsq). Double reductions go to LANES partial sums (element e of a block
+ * to lane e % LANES, lanes added at the end): the compiler may not reassociate
+ * one double sum itself. */
+
+#define FBLK  8192 /* 32 KiB of u on the stack */
+#define LANES 4
+
+#define AI static inline __attribute__((always_inline))
+
+/* The signed forward integer r = sign(u) round(min(|u|, M)) of lb_bsq_forward,
+ * in a form the vectoriser if-converts: trunc + (frac >= 0.5) is qround for
+ * 0 <= b <= 65535; the clip of b also maps NaN to M (so that the integer
+ * conversion is defined) and the last select puts the NaN back (fabsf(u):
+ * the same NaN as qround's); the sign is a product with +-1 (exact; u < 0
+ * and t = 0 give -0, as -R does). */
+AI float r_of(float u, float Mf)
+{
+	const float a = fabsf(u);
+	const float b = a < Mf ? a : Mf;
+	float t = (float)(int32_t)b;
+	t += (float)(b - t >= 0.5f);
+	t *= u < 0.0f ? -1.0f : 1.0f;
+	return a == a ? t : a;
+}
+
+/* forward, one row: u = (p - q) c (first row) or u += (p - q) c, the
+ * row-wise accumulation of lb_bsq_forward; with s: s[e % LANES] += p^2 + q^2
+ * (exact products, double sums). first and s are constants after inlining. */
+AI void row_fwd(float *restrict u, double *restrict s, const float *restrict p,
+		const float *restrict q, float c, int first, size_t nb)
+{
+	size_t e = 0;
+	if (s) {
+		double a[LANES];
+		for (int j = 0; j < LANES; j++)
+			a[j] = s[j];
+		for (; e + LANES <= nb; e += LANES)
+			for (int j = 0; j < LANES; j++) {
+				const float pv = p[e + j], qv = q[e + j];
+				const float d = (pv - qv) * c;
+				u[e + j] = first ? d : u[e + j] + d;
+				a[j] += (double)pv * pv + (double)qv * qv;
+			}
+		for (int j = 0; j < LANES; j++)
+			s[j] = a[j];
+	}
+	for (; e < nb; e++) {
+		const float pv = p[e], qv = q[e];
+		const float d = (pv - qv) * c;
+		u[e] = first ? d : u[e] + d;
+		if (s)
+			s[e % LANES] += (double)pv * pv + (double)qv * qv;
+	}
+}
+
+/* backward, one row, all outputs wanted: u as row_fwd; dp += c g, dn -= c g
+ * (the STE terms, one rounding each as lb_bsq_backward), then with gl dp +=
+ * (float)(k p), dn += (float)(k q) (lb_bsq_group_lasso's terms) */
+AI void row_bwd(float *restrict u, float *restrict dp, float *restrict dn, const float *restrict g,
+		const float *restrict p, const float *restrict q, float cu, float c, double k,
+		int first, int gl, size_t nb)
+{
+	for (size_t e = 0; e < nb; e++) {
+		const float pv = p[e], qv = q[e], cg = c * g[e];
+		const float d = (pv - qv) * cu;
+		u[e] = first ? d : u[e] + d;
+		if (gl) {
+			dp[e] = (dp[e] + cg) + (float)(k * pv);
+			dn[e] = (dn[e] - cg) + (float)(k * qv);
+		} else {
+			dp[e] += cg;
+			dn[e] -= cg;
+		}
+	}
+}
+
+/* backward, one plane-gradient row alone (some output NULL): d += c g
+ * (c < 0 for dNn: d + (-c) g == d - c g exactly), then (float)(k x) */
+AI void row_grad(float *restrict d, const float *restrict g, const float *restrict x, float c,
+		 double k, int gl, size_t nb)
+{
+	for (size_t e = 0; e < nb; e++) {
+		const float t = d[e] + c * g[e];
+		d[e] = gl ? t + (float)(k * x[e]) : t;
+	}
+}
+
+AI void blk_forward(float *restrict wq, double (*restrict ss)[LANES], const float *restrict P,
+		    const float *restrict Nn, float step, size_t n, int N, size_t nb)
+{
+	float u[FBLK];
+	const float Mf = (float)lb_bsq_levels(N);
+
+	row_fwd(u, ss ? ss[0] : NULL, P, Nn, ldexpf(1.0f, N - 1), 1, nb);
+	for (int i = 1; i < N; i++) {
+		const size_t o = (size_t)i * n;
+		row_fwd(u, ss ? ss[i] : NULL, P + o, Nn + o, ldexpf(1.0f, N - 1 - i), 0, nb);
+	}
+	for (size_t e = 0; e < nb; e++)
+		wq[e] = step * r_of(u[e], Mf) + 0.0f; /* + 0: no -0 weights */
+}
+
+/* acc[e % LANES] += g r over the block */
+AI void blk_step_grad(double *restrict acc, float *restrict u, const float *restrict g, float Mf,
+		      size_t nb)
+{
+	double a[LANES];
+	size_t e = 0;
+	for (e = 0; e < nb; e++)
+		u[e] = r_of(u[e], Mf);
+	for (int j = 0; j < LANES; j++)
+		a[j] = acc[j];
+	for (e = 0; e + LANES <= nb; e += LANES)
+		for (int j = 0; j < LANES; j++)
+			a[j] += (double)g[e + j] * u[e + j];
+	for (int j = 0; j < LANES; j++)
+		acc[j] = a[j];
+	for (; e < nb; e++)
+		acc[e % LANES] += (double)g[e] * u[e];
+}
+
+/* one block of lb_bsq_backward_gl with dP, dNn, acc all wanted */
+AI void blk_backward(float *restrict dP, float *restrict dNn, double *restrict acc,
+		     const float *restrict g, const float *restrict P, const float *restrict Nn,
+		     float step, size_t n, int N, int gl, const double *k, size_t nb)
+{
+	float u[FBLK];
+
+	row_bwd(u, dP, dNn, g, P, Nn, ldexpf(1.0f, N - 1), ldexpf(step, N - 1), k[0], 1, gl, nb);
+	for (int i = 1; i < N; i++) {
+		const size_t o = (size_t)i * n;
+		/* ldexpf(step, .) = exps_i s, exactly */
+		row_bwd(u, dP + o, dNn + o, g, P + o, Nn + o, ldexpf(1.0f, N - 1 - i),
+			ldexpf(step, N - 1 - i), k[i], 0, gl, nb);
+	}
+	blk_step_grad(acc, u, g, (float)lb_bsq_levels(N), nb);
+}
+
+/* the same with some of dP, dNn, acc NULL (not the training path) */
+AI void blk_backward_some(float *dP, float *dNn, double *acc, const float *g, const float *P,
+			  const float *Nn, float step, size_t n, int N, int gl, const double *k,
+			  size_t nb)
+{
+	float u[FBLK];
+
+	for (int i = 0; i < N; i++) {
+		const size_t o = (size_t)i * n;
+		const float c = ldexpf(step, N - 1 - i);
+		/* constant flags in each call: branch-free loops */
+		if (acc && i == 0)
+			row_fwd(u, NULL, P + o, Nn + o, ldexpf(1.0f, N - 1 - i), 1, nb);
+		else if (acc)
+			row_fwd(u, NULL, P + o, Nn + o, ldexpf(1.0f, N - 1 - i), 0, nb);
+		if (dP && gl)
+			row_grad(dP + o, g, P + o, c, k[i], 1, nb);
+		else if (dP)
+			row_grad(dP + o, g, P + o, c, k[i], 0, nb);
+		if (dNn && gl)
+			row_grad(dNn + o, g, Nn + o, -c, k[i], 1, nb);
+		else if (dNn)
+			row_grad(dNn + o, g, Nn + o, -c, k[i], 0, nb);
+	}
+	if (acc)
+		blk_step_grad(acc, u, g, (float)lb_bsq_levels(N), nb);
+}
+
+/* The drivers: whole FBLK blocks, then SBLK blocks (small layers and the
+ * tail of large ones: blocks are independent, any partition of the elements
+ * gives the same results), then the rest (< SBLK) in a scalar loop. Every
+ * block function is inlined with a constant nb and constant flags. */
+#define SBLK 256
+
+AI void forward_all(float *wq, double (*ss)[LANES], const float *P, const float *Nn, float step,
+		    size_t n, int N)
+{
+	size_t b0 = 0;
+	for (; b0 + FBLK <= n; b0 += FBLK)
+		blk_forward(wq + b0, ss, P + b0, Nn + b0, step, n, N, FBLK);
+	for (; b0 + SBLK <= n; b0 += SBLK)
+		blk_forward(wq + b0, ss, P + b0, Nn + b0, step, n, N, SBLK);
+	if (b0 < n)
+		blk_forward(wq + b0, ss, P + b0, Nn + b0, step, n, N, n - b0);
+}
+
+AI void backward_all(float *dP, float *dNn, double *acc, const float *g, const float *P,
+		     const float *Nn, float step, size_t n, int N, int gl, const double *k)
+{
+	size_t b0 = 0;
+	for (; b0 + FBLK <= n; b0 += FBLK)
+		blk_backward(dP + b0, dNn + b0, acc, g + b0, P + b0, Nn + b0, step, n, N, gl, k,
+			     FBLK);
+	for (; b0 + SBLK <= n; b0 += SBLK)
+		blk_backward(dP + b0, dNn + b0, acc, g + b0, P + b0, Nn + b0, step, n, N, gl, k,
+			     SBLK);
+	if (b0 < n)
+		blk_backward(dP + b0, dNn + b0, acc, g + b0, P + b0, Nn + b0, step, n, N, gl, k,
+			     n - b0);
+}
+
+static void backward_some(float *dP, float *dNn, double *acc, const float *g, const float *P,
+			  const float *Nn, float step, size_t n, int N, int gl, const double *k)
+{
+	size_t b0 = 0, nb;
+	for (; b0 < n; b0 += nb) {
+		nb = n - b0 >= FBLK ? FBLK : n - b0 >= SBLK ? SBLK : n - b0;
+		float *dp = dP ? dP + b0 : NULL, *dn = dNn ? dNn + b0 : NULL;
+		if (nb == FBLK)
+			blk_backward_some(dp, dn, acc, g + b0, P + b0, Nn + b0, step, n, N, gl, k,
+					  FBLK);
+		else if (nb == SBLK)
+			blk_backward_some(dp, dn, acc, g + b0, P + b0, Nn + b0, step, n, N, gl, k,
+					  SBLK);
+		else
+			blk_backward_some(dp, dn, acc, g + b0, P + b0, Nn + b0, step, n, N, gl, k,
+					  nb);
+	}
+}
+
+void lb_bsq_forward_norms(float *wq, double *sumsq, const float *P, const float *Nn, float step,
+			  size_t n, int N)
+{
+	double ss[LB_BSQ_MAX_BITS][LANES] = {{0}};
+
+	check_bits(N, LB_BSQ_MAX_BITS);
+	if (N == 0) {
+		memset(wq, 0, n * sizeof(*wq));
+		return;
+	}
+	if (!sumsq) {
+		forward_all(wq, NULL, P, Nn, step, n, N); /* the plain forward's own loops */
+		return;
+	}
+	forward_all(wq, ss, P, Nn, step, n, N);
+	for (int i = 0; i < N; i++)
+		sumsq[i] = (ss[i][0] + ss[i][1]) + (ss[i][2] + ss[i][3]);
+}
+
+double lb_bsq_backward_gl(float *dP, float *dNn, float *dstep, const float *dwq, const float *P,
+			  const float *Nn, float step, size_t n, int N, float grad_scale, double c,
+			  const double *sumsq)
+{
+	double k[LB_BSQ_MAX_BITS] = {0}, v = 0.0, acc[LANES] = {0};
+	const int gl = c != 0.0;
+
+	check_bits(N, LB_BSQ_MAX_BITS);
+	assert(!gl || sumsq);
+	if (N == 0)
+		return 0.0;
+	for (int i = 0; i < N && gl; i++) {
+		const double norm = sqrt(sumsq[i] + LB_BSQ_EPS);
+		v += norm;
+		k[i] = c / norm;
+	}
+	if (dP && dNn && dstep && gl)
+		backward_all(dP, dNn, acc, dwq, P, Nn, step, n, N, 1, k);
+	else if (dP && dNn && dstep)
+		backward_all(dP, dNn, acc, dwq, P, Nn, step, n, N, 0, k);
+	else
+		backward_some(dP, dNn, dstep ? acc : NULL, dwq, P, Nn, step, n, N, gl, k);
+	if (dstep)
+		*dstep += (float)((double)grad_scale * ((acc[0] + acc[1]) + (acc[2] + acc[3])));
+	return c * v;
 }
 
 /* ---- re-quantization and precision adjustment ---- */

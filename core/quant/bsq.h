@@ -108,6 +108,31 @@ void lb_bsq_backward_ref(float *dP, float *dNn, float *dstep, const float *dwq, 
 double lb_bsq_group_lasso(float *dP, float *dNn, const float *P, const float *Nn, size_t n, int N,
 			  double c);
 
+/* ---- fused training-step kernels ----
+ * The step's plane passes in two reads of the planes instead of five (the
+ * layer's planes do not fit in cache; these kernels are memory bound).
+ * forward_norms: w_q:(n) bit for bit as lb_bsq_forward, and, in the same
+ *   pass, sumsq:(N) (double), sumsq[i] = sum_e (P_ie^2 + Nn_ie^2): the group
+ *   Lasso's squared plane norms without the 1e-8 (sumsq NULL: forward only).
+ *   The sums are taken in a different order than lb_bsq_group_lasso's (a few
+ *   ulp of a double apart).
+ * backward_gl: lb_bsq_backward followed by lb_bsq_group_lasso(dP, dNn, P, Nn,
+ *   n, N, c) in one pass, the norms from sumsq (norm_i = sqrt(sumsq[i] +
+ *   LB_BSQ_EPS)), so the planes must not have changed since forward_norms.
+ *   Returns c sum_{i<N} norm_i. Each plane gradient gets the same two float
+ *   additions in the same order: dP += fl(c_i g) then dP += (float)(k_i P)
+ *   with k_i = c / norm_i (double), so given the same sumsq the plane
+ *   gradients and the value equal the two-call sequence bit for bit; the
+ *   step gradient's double sum is taken in another order (within 1 float
+ *   rounding of the two-call value). c = 0: the plain STE backward, value 0,
+ *   sumsq not read (may be NULL). N = 0: nothing added, 0 returned.
+ * Shapes and NULL conventions as lb_bsq_forward / lb_bsq_backward. */
+void lb_bsq_forward_norms(float *wq, double *sumsq, const float *P, const float *Nn, float step,
+			  size_t n, int N);
+double lb_bsq_backward_gl(float *dP, float *dNn, float *dstep, const float *dwq, const float *P,
+			  const float *Nn, float step, size_t n, int N, float grad_scale, double c,
+			  const double *sumsq);
+
 /* ---- per-plane density ----
  * nz:(N), nz[i] = (number of elements whose forward integer R (above: the
  * clipped, rounded |u|) has bit N-1-i set) / n, i.e. the fraction of non-zero

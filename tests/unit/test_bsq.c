@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "quant/bsq.h"
 #include "rng.h"
@@ -424,6 +425,393 @@ static void test_group_lasso(void)
 	free(Nn);
 	free(dP);
 	free(dNn);
+}
+
+/* ---- fused kernels: forward_norms, backward_gl, against the separate ones ---- */
+
+/* group Lasso's squared norms in lb_bsq_group_lasso's order (serial double) */
+static void sumsq_serial(double *s, const float *P, const float *Nn, size_t n, int N)
+{
+	for (int i = 0; i < N; i++) {
+		double s2 = 0.0;
+		for (size_t e = 0; e < n; e++) {
+			const float p = P[(size_t)i * n + e], q = Nn[(size_t)i * n + e];
+			s2 += (double)p * p + (double)q * q;
+		}
+		s[i] = s2;
+	}
+}
+
+/* bits equal, or both NaN (NaN payloads of double sums depend on the order) */
+static int same_or_nan(const float *a, const float *b, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (memcmp(a + k, b + k, sizeof(float)) != 0 && !(isnan(a[k]) && isnan(b[k])))
+			return 0;
+	return 1;
+}
+
+/* |a - b| <= 2^-23 (|b| + |extra|) + tiny, elementwise: one float rounding of
+ * the group-Lasso term (extra = k x) and one of the sum apart */
+static int near_gl(const float *a, const float *b, const float *x, const double *k, size_t n, int N,
+		   double *worst)
+{
+	int good = 1;
+	for (int i = 0; i < N; i++)
+		for (size_t e = 0; e < n; e++) {
+			const size_t o = (size_t)i * n + e;
+			const double d = fabs((double)a[o] - b[o]);
+			const double tol =
+			    0x1p-23 * (fabs((double)b[o]) + fabs(k[i] * x[o])) + 1e-37;
+			if (isnan(a[o]) || isnan(b[o])) {
+				good &= isnan(a[o]) && isnan(b[o]);
+				continue;
+			}
+			*worst = fmax(*worst, d / tol);
+			good &= d <= tol;
+		}
+	return good;
+}
+
+struct fused_stats {
+	int fwd, norms, rows, gl_bits, gl_near, ste_bits, nulls, dstep;
+	double worst_ds, worst_gl, worst_ss;
+	size_t cases;
+};
+
+/* planes of kind 0: [0, 2] (overflow often), 1: [0, 1], 2: exact half-integer
+ * ties and -0, 3: kind 0 with NaN, inf, 3e38 and -0 sprinkled in (returns 1
+ * when a non-finite or huge value went in) */
+static int fused_planes(float *P, float *Nn, size_t n, int Nu, int mb, int kind)
+{
+	int special = 0;
+	if (kind == 1)
+		fill_planes(P, Nn, n, Nu, mb, 0.0f, 1.0f);
+	else if (kind != 2)
+		fill_planes(P, Nn, n, Nu, mb, 0.0f, 2.0f);
+	else
+		for (size_t q = 0; q < (size_t)Nu * n; q++) {
+			P[q] = (float)rnd_below(5) * 0.5f;
+			Nn[q] = q % 3 ? 0.0f : -0.0f;
+		}
+	for (size_t e = 0; kind == 3 && Nu > 0 && e < n; e += 97) {
+		static const float sp[] = {NAN, INFINITY, 3e38f, -0.0f, -NAN};
+		const size_t o = (size_t)rnd_below((uint32_t)Nu) * n + e;
+		const float v = sp[rnd_below(5)];
+		*(rnd_below(2) ? &P[o] : &Nn[o]) = v;
+		special |= !isfinite(v) || v > 1e30f;
+	}
+	return special;
+}
+
+/* one layer: the fused kernels against the separate ones */
+static void fused_case(struct fused_stats *st, int kind, size_t n, int Nu, int mb)
+{
+	const size_t m = (size_t)mb * n, mu = (size_t)Nu * n;
+	float *P = fnew(m), *Nn = fnew(m), *a = fnew(n), *b = fnew(n), *g = fnew(n);
+	float *dPa = fnew(m), *dPb = fnew(m), *dNa = fnew(m), *dNb = fnew(m);
+	float *dP0 = fnew(m), *dN0 = fnew(m);
+	double ss[LB_BSQ_MAX_BITS + 1], ser[LB_BSQ_MAX_BITS], k[LB_BSQ_MAX_BITS];
+	const float step = rnd(1e-3f, 0.5f), gs = rnd(0.1f, 2.0f);
+	const double c = rnd(0.05f, 3.0f);
+	const int special = fused_planes(P, Nn, n, Nu, mb, kind);
+	const size_t fsz = m * sizeof(float);
+	float dsa = 0.25f, dsb = 0.25f;
+
+	for (size_t q = 0; q < m; q++) {
+		dP0[q] = rnd(-1.0f, 1.0f);
+		dN0[q] = rnd(-1.0f, 1.0f);
+	}
+	for (size_t e = 0; e < n; e++)
+		g[e] = rnd(-1.0f, 1.0f);
+	st->cases++;
+
+	/* forward: bit for bit; norms: the double sums in any order */
+	for (int i = 0; i <= LB_BSQ_MAX_BITS; i++)
+		ss[i] = -1.0;
+	lb_bsq_forward_norms(a, ss, P, Nn, step, n, Nu);
+	lb_bsq_forward(b, P, Nn, step, n, Nu);
+	st->fwd &= same_bits(a, b, n);
+	sumsq_serial(ser, P, Nn, n, Nu);
+	for (int i = 0; i < Nu; i++) {
+		if (!isfinite(ser[i])) { /* inf or NaN planes in this row */
+			st->norms &= (isnan(ss[i]) && isnan(ser[i])) || ss[i] == ser[i];
+			continue;
+		}
+		const double d = fabs(ss[i] - ser[i]) / fmax(ser[i], 1e-300);
+		st->worst_ss = fmax(st->worst_ss, d);
+		st->norms &= d <= 1e-13;
+	}
+	for (int i = Nu; i <= LB_BSQ_MAX_BITS; i++)
+		st->rows &= ss[i] == -1.0;
+	lb_bsq_forward_norms(a, NULL, P, Nn, step, n, Nu);
+	st->fwd &= same_bits(a, b, n);
+
+	/* the two calls */
+	memcpy(dPb, dP0, fsz);
+	memcpy(dNb, dN0, fsz);
+	lb_bsq_backward(dPb, dNb, &dsb, g, P, Nn, step, n, Nu, gs);
+	const double vb = lb_bsq_group_lasso(dPb, dNb, P, Nn, n, Nu, c);
+	/* fused, with the norms in group_lasso's order: dP, dNn, value bit for bit */
+	memcpy(dPa, dP0, fsz);
+	memcpy(dNa, dN0, fsz);
+	const double va = lb_bsq_backward_gl(dPa, dNa, &dsa, g, P, Nn, step, n, Nu, gs, c, ser);
+	st->gl_bits &= same_or_nan(dPa, dPb, m) && same_or_nan(dNa, dNb, m) &&
+		       (va == vb || (isnan(va) && isnan(vb)));
+	/* dstep: the double sum in another order, then one float rounding */
+	{
+		const double M = lb_bsq_levels(Nu);
+		double sa = 0.0;
+		for (size_t e = 0; e < n && Nu; e++)
+			sa += fabs(g[e]) * fmin(floor(fabs(u_dbl(P, Nn, n, Nu, e)) + 0.5), M);
+		const double tol = 0x1p-23 * (fabs((double)dsb) + gs * sa) + 1e-30;
+		if (isnan(dsa) || isnan(dsb) || isinf(sa)) {
+			st->dstep &= isnan(dsa) == isnan(dsb);
+		} else {
+			st->worst_ds = fmax(st->worst_ds, fabs((double)dsa - dsb) / tol);
+			st->dstep &= fabs((double)dsa - dsb) <= tol;
+		}
+	}
+	/* fused with forward_norms' sums (the training path): within one rounding */
+	if (Nu > 0 && !special) {
+		for (int i = 0; i < Nu; i++)
+			k[i] = c / sqrt(ser[i] + LB_BSQ_EPS);
+		memcpy(dPa, dP0, fsz);
+		memcpy(dNa, dN0, fsz);
+		lb_bsq_forward_norms(a, ss, P, Nn, step, n, Nu);
+		const double v2 =
+		    lb_bsq_backward_gl(dPa, dNa, NULL, g, P, Nn, step, n, Nu, gs, c, ss);
+		st->gl_near &= near_gl(dPa, dPb, P, k, n, Nu, &st->worst_gl) &&
+			       near_gl(dNa, dNb, Nn, k, n, Nu, &st->worst_gl) &&
+			       fabs(v2 - vb) <= 1e-13 * vb;
+		st->gl_near &=
+		    same_bits(dPa + mu, dP0 + mu, m - mu) && same_bits(dNa + mu, dN0 + mu, m - mu);
+	}
+	/* c = 0: lb_bsq_backward bit for bit, value 0, sumsq not read */
+	{
+		float d1 = 0.25f;
+		memcpy(dPa, dP0, fsz);
+		memcpy(dNa, dN0, fsz);
+		memcpy(dPb, dP0, fsz);
+		memcpy(dNb, dN0, fsz);
+		lb_bsq_backward(dPb, dNb, NULL, g, P, Nn, step, n, Nu, gs);
+		st->ste_bits &=
+		    lb_bsq_backward_gl(dPa, dNa, &d1, g, P, Nn, step, n, Nu, gs, 0.0, NULL) == 0.0;
+		st->ste_bits &= same_bits(dPa, dPb, m) && same_bits(dNa, dNb, m);
+		st->ste_bits &= memcmp(&d1, &dsa, sizeof(float)) == 0; /* same dstep as above */
+	}
+	/* NULL outputs: the others as with all present */
+	{
+		float d1 = 0.25f;
+		memcpy(dPa, dP0, fsz);
+		memcpy(dPb, dP0, fsz);
+		lb_bsq_backward(dPb, NULL, NULL, g, P, Nn, step, n, Nu, gs);
+		lb_bsq_group_lasso(dPb, NULL, P, Nn, n, Nu, c);
+		const double v1 =
+		    lb_bsq_backward_gl(dPa, NULL, NULL, g, P, Nn, step, n, Nu, gs, c, ser);
+		st->nulls &= same_or_nan(dPa, dPb, m) && (v1 == vb || (isnan(v1) && isnan(vb)));
+		memcpy(dNa, dN0, fsz);
+		memcpy(dNb, dN0, fsz);
+		lb_bsq_backward(NULL, dNb, NULL, g, P, Nn, step, n, Nu, gs);
+		lb_bsq_group_lasso(NULL, dNb, P, Nn, n, Nu, c);
+		lb_bsq_backward_gl(NULL, dNa, &d1, g, P, Nn, step, n, Nu, gs, c, ser);
+		st->nulls &= same_or_nan(dNa, dNb, m) && memcmp(&d1, &dsa, sizeof(float)) == 0;
+		d1 = 0.25f;
+		lb_bsq_backward_gl(NULL, NULL, &d1, g, P, Nn, step, n, Nu, gs, 0.0, NULL);
+		st->nulls &= memcmp(&d1, &dsa, sizeof(float)) == 0;
+	}
+	free(P);
+	free(Nn);
+	free(a);
+	free(b);
+	free(g);
+	free(dPa);
+	free(dPb);
+	free(dNa);
+	free(dNb);
+	free(dP0);
+	free(dN0);
+}
+
+static void test_fused(void)
+{
+	/* below, at and above the kernels' blocks (256, 8192 elements) */
+	static const size_t sizes[] = {1, 3, 5, 255, 256, 257, 1000, 8192, 8451};
+	struct fused_stats st = {1, 1, 1, 1, 1, 1, 1, 1, 0.0, 0.0, 0.0, 0};
+	int zero = 1;
+
+	for (int kind = 0; kind < 4; kind++)
+		for (size_t si = 0; si < sizeof(sizes) / sizeof(*sizes); si++)
+			for (int N = 0; N <= 9; N++)
+				fused_case(&st, kind, sizes[si], N == 9 ? LB_BSQ_MAX_BITS : N,
+					   N == 9 ? LB_BSQ_MAX_BITS : MB);
+	ok(st.fwd, "forward_norms: w_q == lb_bsq_forward bit for bit (%zu layers, NaN/inf incl.)",
+	   st.cases);
+	ok(st.norms && st.rows,
+	   "forward_norms: sumsq == serial double sum of P^2 + Nn^2 (rel %.1e <= 1e-13), "
+	   "sumsq[i >= N] untouched",
+	   st.worst_ss);
+	ok(st.gl_bits, "backward_gl(sumsq in group_lasso's order) == backward + group_lasso: "
+		       "dP, dNn, value bit for bit");
+	ok(st.dstep, "backward_gl dstep within 2^-23 (|dstep| + gs sum |g r|) (worst %.2g of tol)",
+	   st.worst_ds);
+	ok(st.gl_near,
+	   "backward_gl(sumsq of forward_norms): dP, dNn within 2^-23 (|d| + |k x|) (worst %.2g "
+	   "of tol), value 1e-13, rows >= N untouched",
+	   st.worst_gl);
+	ok(st.ste_bits, "backward_gl c = 0 == lb_bsq_backward bit for bit, value 0, sumsq NULL");
+	ok(st.nulls, "backward_gl with dP / dNn / dstep NULL: the others unchanged");
+
+	/* N = 0 */
+	{
+		float P[4] = {1, 1, 1, 1}, Nn[4] = {0}, g[4] = {1, 2, 3, 4}, wq[4] = {9, 9, 9, 9};
+		float dP[4] = {5, 5, 5, 5}, dN[4] = {6, 6, 6, 6}, ds = 7.0f;
+		double s2 = -1.0;
+		lb_bsq_forward_norms(wq, &s2, P, Nn, 0.5f, 4, 0);
+		zero &=
+		    lb_bsq_backward_gl(dP, dN, &ds, g, P, Nn, 0.5f, 4, 0, 1.0f, 1.0, &s2) == 0.0;
+		for (int e = 0; e < 4; e++)
+			zero &= wq[e] == 0.0f && !signbit(wq[e]) && dP[e] == 5.0f && dN[e] == 6.0f;
+		ok(zero && ds == 7.0f && s2 == -1.0,
+		   "fused N = 0: forward +0, sumsq untouched, nothing added, value 0");
+	}
+}
+
+/* gradient check of backward_gl: L = <r, s w^> (the STE surrogate) + group Lasso */
+struct fz_ctx {
+	struct ste_ctx s;
+	struct gl_ctx g;
+};
+
+static double fz_value(void *vc)
+{
+	struct fz_ctx *c = vc;
+	return ste_surrogate(&c->s) + gl_value(&c->g);
+}
+
+static void test_fused_grad(void)
+{
+	const size_t n = 37;
+	const int N = 6;
+	float *P = fnew(MB * n), *Nn = fnew(MB * n), *r = fnew(n), *wq = fnew(n);
+	float *dP = fnew(MB * n), *dNn = fnew(MB * n);
+	float step = 0.07f;
+	double ss[LB_BSQ_MAX_BITS];
+	struct fz_ctx c = {{P, Nn, r, n, N, &step, wq}, {P, Nn, n, N, 0.8}};
+
+	fill_planes(P, Nn, n, N, MB, 0.05f, 1.95f);
+	for (size_t e = 0; e < n; e++)
+		r[e] = rnd(-1.0f, 1.0f);
+	lb_bsq_forward_norms(wq, ss, P, Nn, step, n, N);
+	const double v = lb_bsq_backward_gl(dP, dNn, NULL, r, P, Nn, step, n, N, 1.0f, c.g.c, ss);
+	const struct gc_result a = gc_check(fz_value, &c, P, dP, (size_t)N * n, 1e-3);
+	const struct gc_result b = gc_check(fz_value, &c, Nn, dNn, (size_t)N * n, 1e-3);
+	ok(fabs(v - gl_value(&c.g)) <= 1e-12 * v && a.norm_rel < 1e-4 && b.norm_rel < 1e-4,
+	   "backward_gl gradient == central differences of <r, s w^> + group Lasso (rel %.2e, "
+	   "%.2e), value",
+	   a.norm_rel, b.norm_rel);
+	free(P);
+	free(Nn);
+	free(r);
+	free(wq);
+	free(dP);
+	free(dNn);
+}
+
+/* ---- timing (TAP diagnostics only) ---- */
+
+static double cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* lb_bsq_clamp as it was before it was made branch-free, for the timing
+ * (noinline: compiled as a library function, not specialised for the call) */
+static __attribute__((noinline)) void clamp_branchy(float *P, float *Nn, size_t n, int N)
+{
+	for (size_t k = 0; k < (size_t)N * n; k++) {
+		const float p = P[k], q = Nn[k];
+		P[k] = p > 2.0f ? 2.0f : p > 0.0f ? p : 0.0f;
+		Nn[k] = q > 2.0f ? 2.0f : q > 0.0f ? q : 0.0f;
+	}
+}
+
+/* LeNet-5 fc1 (n = 524288, N = max_bits = 8): ns per weight of the BSQ plane
+ * passes of one training step, separate kernels vs fused. Thread CPU time,
+ * best of LB_BSQ_BENCH_REPS (default 3; 0 skips). */
+static void bench_fused(void)
+{
+	const char *env = getenv("LB_BSQ_BENCH_REPS");
+	const int reps = env ? atoi(env) : 3;
+	const size_t n = 524288;
+	const int N = 8;
+	const size_t m = (size_t)N * n;
+	double t[8];
+	uint64_t x = 88172645463325252ULL;
+
+	if (reps <= 0) {
+		diag("timing skipped (LB_BSQ_BENCH_REPS=0)");
+		return;
+	}
+	float *P = fnew(m), *Nn = fnew(m), *dP = fnew(m), *dNn = fnew(m), *wq = fnew(n),
+	      *g = fnew(n);
+	double ss[LB_BSQ_MAX_BITS];
+	float ds = 0.0f;
+	if (!P || !Nn || !dP || !dNn || !wq || !g) {
+		diag("timing skipped (out of memory)");
+		goto out;
+	}
+	for (size_t k = 0; k < m; k++) { /* xorshift: planes in [0, 2), a third at 0 */
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		P[k] = (x >> 40) % 3 ? (float)(x >> 40) * 0x1p-23f : 0.0f;
+		Nn[k] = (x & 0xffffff) % 3 ? (float)(x & 0xffffff) * 0x1p-23f : 0.0f;
+	}
+	for (size_t e = 0; e < n; e++)
+		g[e] = (float)(e % 17) * 1e-3f - 8e-3f;
+	for (int j = 0; j < 8; j++)
+		t[j] = 1e30;
+	for (int r = 0; r < reps; r++) {
+		double t0 = cpu_now(), t1, t2, t3, t4;
+		lb_bsq_forward(wq, P, Nn, 0.01f, n, N);
+		t1 = cpu_now();
+		lb_bsq_backward(dP, dNn, &ds, g, P, Nn, 0.01f, n, N, 1e-5f);
+		t2 = cpu_now();
+		lb_bsq_group_lasso(dP, dNn, P, Nn, n, N, 1e-4);
+		t3 = cpu_now();
+		clamp_branchy(P, Nn, n, N);
+		t4 = cpu_now();
+		t[0] = fmin(t[0], t1 - t0);
+		t[1] = fmin(t[1], t2 - t1);
+		t[2] = fmin(t[2], t3 - t2);
+		t[3] = fmin(t[3], t4 - t3);
+		t0 = cpu_now();
+		lb_bsq_forward_norms(wq, ss, P, Nn, 0.01f, n, N);
+		t1 = cpu_now();
+		lb_bsq_backward_gl(dP, dNn, &ds, g, P, Nn, 0.01f, n, N, 1e-5f, 1e-4, ss);
+		t2 = cpu_now();
+		lb_bsq_clamp(P, Nn, n, N, N);
+		t3 = cpu_now();
+		t[4] = fmin(t[4], t1 - t0);
+		t[5] = fmin(t[5], t2 - t1);
+		t[6] = fmin(t[6], t3 - t2);
+	}
+	const double k = 1e9 / (double)n, old = t[0] + t[1] + t[2] + t[3],
+		     fused = t[4] + t[5] + t[6];
+	diag("BSQ step passes, n = %zu, N = 8, ns per weight (thread CPU, best of %d):", n, reps);
+	diag("  separate: forward %.2f + backward %.2f + group_lasso %.2f + clamp (old, branchy) "
+	     "%.2f = %.2f",
+	     k * t[0], k * t[1], k * t[2], k * t[3], k * old);
+	diag("  fused:    forward_norms %.2f + backward_gl %.2f + clamp %.2f = %.2f (%.2fx)",
+	     k * t[4], k * t[5], k * t[6], k * fused, old / fused);
+out:
+	free(P);
+	free(Nn);
+	free(dP);
+	free(dNn);
+	free(wq);
+	free(g);
 }
 
 /* ---- density, clamp ---- */
@@ -899,9 +1287,12 @@ int main(void)
 	test_twins();
 	test_ste_grad();
 	test_group_lasso();
+	test_fused();
+	test_fused_grad();
 	test_density_clamp();
 	test_requant();
 	test_threshold();
 	test_finetune();
+	bench_fused();
 	return done_testing();
 }
