@@ -334,7 +334,7 @@ void lb_bsq_density(double *nz, const float *P, const float *Nn, size_t n, int N
 /* x to [0, 2], NaN and -0 to +0 (> 0 is false for both). Branch-free on
  * purpose: after an optimizer step the values at 0 straddle it at random, and
  * the branches of the plain loop mispredicted (measured: ~70 ns per weight of
- * an 8-bit layer against ~4 for this, which runs at memory speed). restrict
+ * an 8-bit layer against ~5 for this, which runs at memory speed). restrict
  * and a constant m for the vectoriser. */
 static inline __attribute__((always_inline)) void clamp_run(float *restrict x, size_t m)
 {
@@ -370,12 +370,12 @@ void lb_bsq_clamp(float *P, float *Nn, size_t n, int N, int max_bits)
  * segments p, q once and updates u and, in the backward, dp and dn. The u of
  * the block (the forward's integer before rounding) stays on the stack, so the
  * planes are read once per call. Large blocks: the rows are 4 n bytes apart,
- * every row segment is a separate stream, and short segments (<= 8 KiB here)
- * left the hardware prefetchers too little to work with (measured: 2-3x slower
- * per weight than 32 KiB segments on the machine of bench_fused in
- * test_bsq). Double reductions go to LANES partial sums (element e of a block
- * to lane e % LANES, lanes added at the end): the compiler may not reassociate
- * one double sum itself. */
+ * every row segment is a separate stream, and short segments leave the
+ * hardware prefetchers little to work with (measured with bench_fused in
+ * test_bsq: 8 KiB segments 1.3x the time per weight of 32 KiB ones; 64 KiB
+ * gained another 7%, not worth 64 KiB of stack). Double reductions go to
+ * LANES partial sums (element e of a block to lane e % LANES, lanes added at
+ * the end): the compiler may not reassociate one double sum itself. */
 
 #define FBLK  8192 /* 32 KiB of u on the stack */
 #define LANES 4

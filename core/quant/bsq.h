@@ -109,8 +109,10 @@ double lb_bsq_group_lasso(float *dP, float *dNn, const float *P, const float *Nn
 			  double c);
 
 /* ---- fused training-step kernels ----
- * The step's plane passes in two reads of the planes instead of five (the
- * layer's planes do not fit in cache; these kernels are memory bound).
+ * Forward, STE backward and group Lasso in two passes over the planes instead
+ * of four (lb_bsq_forward, lb_bsq_backward, lb_bsq_group_lasso's two), with
+ * vectorised loops: about 13 ns per weight instead of about 49 for an 8-bit
+ * layer of 524288 weights (bench_fused in tests/unit/test_bsq.c).
  * forward_norms: w_q:(n) bit for bit as lb_bsq_forward, and, in the same
  *   pass, sumsq:(N) (double), sumsq[i] = sum_e (P_ie^2 + Nn_ie^2): the group
  *   Lasso's squared plane norms without the 1e-8 (sumsq NULL: forward only).
@@ -126,7 +128,8 @@ double lb_bsq_group_lasso(float *dP, float *dNn, const float *P, const float *Nn
  *   step gradient's double sum is taken in another order (within 1 float
  *   rounding of the two-call value). c = 0: the plain STE backward, value 0,
  *   sumsq not read (may be NULL). N = 0: nothing added, 0 returned.
- * Shapes and NULL conventions as lb_bsq_forward / lb_bsq_backward. */
+ * Shapes and NULL conventions as lb_bsq_forward / lb_bsq_backward; 32 KiB of
+ * stack. */
 void lb_bsq_forward_norms(float *wq, double *sumsq, const float *P, const float *Nn, float step,
 			  size_t n, int N);
 double lb_bsq_backward_gl(float *dP, float *dNn, float *dstep, const float *dwq, const float *P,

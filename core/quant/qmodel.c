@@ -807,8 +807,8 @@ static void weight_forward(struct lb_model *m, struct lb_qstate *s)
 		s->level = N;
 		if (s->p_what >= 0)
 			lb_bsq_ft_forward(y, P(m, s->p_what), d, n, N);
-		else
-			lb_bsq_forward(y, P(m, s->p_bp), P(m, s->p_bn), d, n, N);
+		else /* and the planes' squared norms, for this step's group Lasso */
+			lb_bsq_forward_norms(y, s->sumsq, P(m, s->p_bp), P(m, s->p_bn), d, n, N);
 		/* the layer's weight tensor holds the effective weights (checkpoints,
 		 * final/weights, lowbit ptq, --stage-init of a fine-tune) */
 		if (!qm->train)
@@ -939,12 +939,17 @@ static void weight_backward(struct lb_model *m, struct lb_qstate *s)
 	case LB_QM_BSQ: {
 		int N = bsq_N(m, s);
 		float d = P(m, s->p_step)[0], gs = lb_bsq_step_grad_scale(N);
-		if (s->p_what >= 0)
+		if (s->p_what >= 0) {
 			lb_bsq_ft_backward(G(m, s->p_what), G(m, s->p_step), gq, P(m, s->p_what), d, n,
 					   N, gs);
-		else
-			lb_bsq_backward(G(m, s->p_bp), G(m, s->p_bn), G(m, s->p_step), gq, P(m, s->p_bp),
-					P(m, s->p_bn), d, n, N, gs);
+			break;
+		}
+		/* STE and the memory-weighted bit-level group Lasso (methods.md 5.3)
+		 * in one pass, with the plane norms of this step's forward */
+		double c = (double)qm->cfg.bsq.alpha / qm->bsq_tp * (double)n *
+			   (qm->cfg.bsq.memory_weights ? N : 1);
+		s->penalty = lb_bsq_backward_gl(G(m, s->p_bp), G(m, s->p_bn), G(m, s->p_step), gq,
+						P(m, s->p_bp), P(m, s->p_bn), d, n, N, gs, c, s->sumsq);
 		break;
 	}
 	case LB_QM_RQ:
@@ -982,19 +987,12 @@ double lb_model_quant_weights_backward(struct lb_model *m)
 		all += qm->w[k].count;
 		tp += qm->w[k].p_bp >= 0 ? qm->w[k].count : 0;
 	}
+	qm->bsq_tp = tp ? (double)tp : 1.0;
 	for (int k = 0; k < qm->n_w; k++) {
 		struct lb_qstate *s = &qm->w[k];
-		weight_backward(m, s);
 		s->penalty = 0;
-		if (s->p_bp >= 0 && qm->cfg.bsq.alpha > 0.0f) {
-			/* bit-level group Lasso, memory-weighted (methods.md 5.3) */
-			int N = bsq_N(m, s);
-			double c = (double)qm->cfg.bsq.alpha / (double)tp * (double)s->count *
-				   (qm->cfg.bsq.memory_weights ? N : 1);
-			s->penalty = lb_bsq_group_lasso(G(m, s->p_bp), G(m, s->p_bn), P(m, s->p_bp),
-							 P(m, s->p_bn), s->count, N, c);
-			total += s->penalty;
-		}
+		weight_backward(m, s); /* BSQ: sets its group Lasso's value */
+		total += s->penalty;
 		if (s->waveq) {
 			s->penalty = waveq_backward(m, s);
 			total += s->penalty;

@@ -67,6 +67,7 @@ struct lb_qstate {
 	int p_bp, p_bn;      /* BSQ: positive / negative bit planes (max_bits x count), or -1 */
 	int p_what;          /* BSQ fine-tune: w-hat (count), or -1 */
 	int p_step;          /* BSQ: the step d = s / (2^N - 1) (1), or -1; N = buffer state[1] */
+	double sumsq[16];    /* BSQ: squared norm of each bit plane, from this step's forward */
 };
 
 struct lb_qmodel {
@@ -84,6 +85,7 @@ struct lb_qmodel {
 	uint64_t first_sample;    /* of the last training forward (keys RQ noise in backward) */
 	int epochs, steps_per_epoch; /* of the run (WaveQ schedules; set by the trainer) */
 	float waveq_fq, waveq_fb; /* WaveQ schedule factors of this step */
+	double bsq_tp;            /* BSQ: weights of all bit-plane layers (the Lasso's TP) */
 };
 
 /* Build-time: called by lb_model_build before parameters are laid out.

@@ -11,7 +11,11 @@
  * adjustment keeping w_q bit-identical at thre = 0 on thousands of random
  * layers (growth, clipping at max_bits, MSB and LSB drops, layers going to 0
  * bits) with the expected N computed independently; a hand-made thre > 0
- * case; fine-tune conversion reproducing the BSQ weights bit for bit. */
+ * case; fine-tune conversion reproducing the BSQ weights bit for bit; the
+ * fused kernels (forward_norms, backward_gl) against the separate ones (bit
+ * for bit where the order of operations is the same, else within one float
+ * rounding) and against central differences; a timing of the step's plane
+ * passes (TAP diagnostics; LB_BSQ_BENCH_REPS=0 skips it). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -718,6 +722,41 @@ static void test_fused_grad(void)
 	free(dNn);
 }
 
+/* the clamp's vectorised blocks (1024 floats) and tail, against the rule
+ * written out: rows < N to [0, 2], -0 and NaN to +0; rows >= N to +0 */
+static void test_clamp_blocks(void)
+{
+	static const float sp[] = {NAN, -NAN, INFINITY, -INFINITY, -0.0f, 0.0f, 2.0f, 2.0000002f};
+	const size_t n = 700;
+	const int N = 3, mb = 5;
+	float *P = fnew(mb * n), *Nn = fnew(mb * n), *P0 = fnew(mb * n), *N0 = fnew(mb * n);
+	int good = 1;
+
+	for (size_t k = 0; k < (size_t)mb * n; k++) {
+		P[k] = k % 13 == 0 ? sp[rnd_below(8)] : rnd(-1.0f, 3.0f);
+		Nn[k] = k % 11 == 0 ? sp[rnd_below(8)] : rnd(-1.0f, 3.0f);
+	}
+	memcpy(P0, P, mb * n * sizeof(float));
+	memcpy(N0, Nn, mb * n * sizeof(float));
+	lb_bsq_clamp(P, Nn, n, N, mb);
+	for (size_t k = 0; k < (size_t)mb * n; k++)
+		for (int w = 0; w < 2; w++) {
+			const float x = w ? N0[k] : P0[k], y = w ? Nn[k] : P[k];
+			float want;
+			if (k >= (size_t)N * n || isnan(x) || x <= 0.0f)
+				want = 0.0f;
+			else
+				want = x >= 2.0f ? 2.0f : x;
+			good &= memcmp(&want, &y, sizeof(float)) == 0;
+		}
+	ok(good, "clamp on %zu x %d planes (vector blocks and tail) == the rule, bit for bit", n,
+	   N);
+	free(P);
+	free(Nn);
+	free(P0);
+	free(N0);
+}
+
 /* ---- timing (TAP diagnostics only) ---- */
 
 static double cpu_now(void)
@@ -1290,6 +1329,7 @@ int main(void)
 	test_fused();
 	test_fused_grad();
 	test_density_clamp();
+	test_clamp_blocks();
 	test_requant();
 	test_threshold();
 	test_finetune();
