@@ -1256,9 +1256,12 @@ static int fig_ptq(struct report *R, const char *gnuplot, struct figlist *figs)
 			for (int w = nw - 1; w >= 0; w--) {
 				put(&dat, "\"%g\"", wb[w]);
 				for (int a = 0; a < na; a++) {
+					/* percent to 0.01 (one image in 10,000), not the
+					 * round-trip digits of 100 x a fraction */
+					double v = 100 * acc[(size_t)w * (size_t)na + (size_t)a];
 					put(&dat, " ");
-					put_num(&dat,
-						100 * acc[(size_t)w * (size_t)na + (size_t)a]);
+					if (!isnan(v))
+						put(&dat, "%.2f", v);
 				}
 				put(&dat, "\n");
 			}
