@@ -11,17 +11,6 @@ command -v h5dump >/dev/null && command -v h5diff >/dev/null || skip_all "hdf5-t
 LENET=$top_srcdir/examples/lenet5-fashion.yaml
 BN=$top_srcdir/tests/configs/bn-small.yaml
 TINY="--set model.arch=lenet5 --set data.train_limit=256 --set data.test_limit=128 --set train.epochs=3 --set train.log_every=0 -q"
-same() {
-	a=$1; b=$2; shift 2
-	for obj in "$@"; do
-		h5diff "$a" "$b" "$obj" >"$T/diff" 2>&1 || { diag < "$T/diff"; return 1; }
-	done
-}
-val() {
-	rm -f "$T/val"
-	h5dump -d "$2" -y -w 0 -o "$T/val" "$1" >/dev/null 2>&1 || return 1
-	tr -d ' \n' < "$T/val"
-}
 
 GL="$TINY --set name=gl --set train.shards=4 --set gradl1.lambda=0.001 --set gradl1.start_epoch=1"
 OBJS="/final/weights /checkpoint/opt_m /metrics/train_loss /metrics/test_acc /metrics/gradl1_w /metrics/gradl1_a"

@@ -40,3 +40,17 @@ fails_with() {
 }
 
 done_testing() { echo "1..$n"; [ "$failed" -eq 0 ]; }
+
+# HDF5 helpers (hdf5-tools); a script may define its own variants after this.
+same() { # same A B PATH...: the objects are bit-identical in both files
+	a=$1; b=$2; shift 2
+	for obj in "$@"; do
+		h5diff "$a" "$b" "$obj" >"$T/diff" 2>&1 || { diag < "$T/diff"; return 1; }
+	done
+}
+val() { # val FILE DATASET: the values, comma-separated on one line
+	rm -f "$T/val"
+	h5dump -d "$2" -y -w 0 -o "$T/val" "$1" >/dev/null 2>&1 || return 1
+	tr -d ' \n' < "$T/val"
+}
+attr() { h5dump -a "$2" "$1" 2>/dev/null | sed -n 's/^ *(0): *//p' | head -n1; } # attr FILE /PATH

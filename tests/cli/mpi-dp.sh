@@ -13,12 +13,6 @@ run() { # run K args...: lowbit train under mpirun with K ranks, bounded in time
 	k=$1; shift
 	timeout 300 "$MPIRUN" --oversubscribe -n "$k" "$LOWBIT" train "$@"
 }
-same() { # same A B PATH...: the objects are bit-identical in both run files
-	a=$1; b=$2; shift 2
-	for obj in "$@"; do
-		h5diff "$a" "$b" "$obj" >"$T/diff" 2>&1 || { diag < "$T/diff"; return 1; }
-	done
-}
 LENET=$top_srcdir/examples/lenet5-fashion.yaml
 BN=$top_srcdir/tests/configs/bn-small.yaml
 SMALL="--set data.train_limit=512 --set data.test_limit=200 --set train.epochs=2 --set train.shards=4 --set train.log_every=0 -q"

@@ -9,8 +9,6 @@
 command -v h5dump >/dev/null || skip_all "hdf5-tools not installed"
 LENET=$top_srcdir/examples/lenet5-fashion.yaml
 BN=$top_srcdir/tests/configs/bn-small.yaml
-val() { rm -f "$T/val"; h5dump -d "$2" -y -w 0 -o "$T/val" "$1" >/dev/null 2>&1 || return 1; tr -d ' \n' < "$T/val"; }
-attr() { h5dump -a "$2" "$1" 2>/dev/null | sed -n 's/^ *(0): *//p' | head -n1; }
 # pct FRACTION -> integer hundredths of a percent
 pct() { awk -v v="$1" 'BEGIN { printf "%d", v * 10000 + 0.5 }'; }
 

@@ -10,17 +10,6 @@
 command -v h5dump >/dev/null && command -v h5diff >/dev/null || skip_all "hdf5-tools not installed"
 LENET=$top_srcdir/examples/lenet5-fashion.yaml
 TINY="--set model.arch=lenet5 --set data.train_limit=256 --set data.test_limit=128 --set train.epochs=2 --set train.log_every=0 -q"
-same() { # same A B PATH...: the objects are bit-identical in both run files
-	a=$1; b=$2; shift 2
-	for obj in "$@"; do
-		h5diff "$a" "$b" "$obj" >"$T/diff" 2>&1 || { diag < "$T/diff"; return 1; }
-	done
-}
-val() { # val FILE DATASET: the values, comma-separated on one line
-	rm -f "$T/val"
-	h5dump -d "$2" -y -w 0 -o "$T/val" "$1" >/dev/null 2>&1 || return 1
-	tr -d ' \n' < "$T/val"
-}
 
 # every method trains and records the quantization metrics
 for m in "uniform uniform" "dorefa dorefa" "wrpn wrpn" "lsq lsq" "sr pact" "rq rq" "rq-st rq-st" "srq srq"; do

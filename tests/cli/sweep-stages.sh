@@ -7,7 +7,6 @@
 . "$top_srcdir/tests/cli/lib.sh"
 [ -f "$FMNIST/train-images-idx3-ubyte.gz" ] || skip_all "Fashion-MNIST not installed ($FMNIST)"
 command -v h5dump >/dev/null && command -v h5diff >/dev/null || skip_all "hdf5-tools not installed"
-val() { rm -f "$T/val"; h5dump -d "$2" -y -w 0 -o "$T/val" "$1" >/dev/null 2>&1 || return 1; tr -d ' \n' < "$T/val"; }
 sed -e 's/train_limit: 5000, test_limit: 2000/train_limit: 256, test_limit: 200/' \
     -e 's/epochs: 4, batch: 64/epochs: 2, batch: 64/' \
     -e 's/seeds: \[1, 2, 3\]/seeds: [1]/' \

@@ -11,18 +11,6 @@
 command -v h5dump >/dev/null && command -v h5diff >/dev/null || skip_all "hdf5-tools not installed"
 LENET=$top_srcdir/examples/lenet5-fashion.yaml
 TINY="--set model.arch=lenet5 --set data.train_limit=256 --set data.test_limit=128 --set train.epochs=3 --set train.log_every=0 -q"
-same() {
-	a=$1; b=$2; shift 2
-	for obj in "$@"; do
-		h5diff "$a" "$b" "$obj" >"$T/diff" 2>&1 || { diag < "$T/diff"; return 1; }
-	done
-}
-val() {
-	rm -f "$T/val"
-	h5dump -d "$2" -y -w 0 -o "$T/val" "$1" >/dev/null 2>&1 || return 1
-	tr -d ' \n' < "$T/val"
-}
-attr() { h5dump -a "$2" "$1" 2>/dev/null | sed -n 's/^ *(0): *//p' | head -1; }
 
 # ---- WaveQ ----
 "$LOWBIT" train "$LENET" -o "$T/wq" $TINY --set name=learn --set quant.waveq.enabled=true \
