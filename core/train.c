@@ -672,6 +672,25 @@ static int reduce_grad(struct run *r)
 				: lb_comm_allreduce_sum(r->comm, m->g, m->n_grad);
 }
 
+/* Forward and backward of shard sh of step s of this epoch: its gradient
+ * added to m->g, its batch-norm statistics into its slot of r->bn_stats.
+ * Returns the summed loss; *correct (may be NULL) the argmax hits. */
+static double shard_pass(struct run *r, int epoch, int s, int sh, int *correct)
+{
+	const struct lb_config *cfg = r->cfg;
+	struct lb_model *m = r->model;
+	int B = (int)cfg->train.batch, Bs = r->B_shard;
+	const int32_t *idx = r->perm + (size_t)s * B + (size_t)sh * Bs;
+	m->bn_stats = r->bn_stats + (size_t)sh * m->bn_stats_floats;
+	lb_data_batch(r->x, r->labels, &r->train, idx, Bs, &r->norm, &r->aug, cfg->seed,
+		      (uint32_t)epoch);
+	double l = lb_model_forward(m, Bs, r->labels, 1, (uint32_t)r->step,
+				    (uint64_t)s * B + (uint64_t)sh * Bs, correct);
+	lb_model_backward(m, Bs, r->labels, 1.0f / (float)B);
+	m->bn_stats = NULL;
+	return l;
+}
+
 /* Gradient-L1 (methods.md 3.2): m->g holds the reduced cross-entropy
  * gradient g of the step. V = lambda_w sign(g); every shard's R{g} along V
  * (and along S = lambda_a sign(dL/dy), injected into the inputs of the
@@ -691,15 +710,8 @@ static int gradl1_step(struct run *r, int epoch, int s)
 	for (int j = 0; j < r->count; j++) {
 		int sh = r->first + j;
 		uint64_t first = (uint64_t)s * B + (uint64_t)sh * Bs;
-		if (r->count > 1) {
-			const int32_t *idx = r->perm + (size_t)s * B + (size_t)sh * Bs;
-			lb_data_batch(r->x, r->labels, &r->train, idx, Bs, &r->norm, &r->aug, cfg->seed,
-				      (uint32_t)epoch);
-			m->bn_stats = r->bn_stats + (size_t)sh * m->bn_stats_floats;
-			lb_model_forward(m, Bs, r->labels, 1, (uint32_t)r->step, first, NULL);
-			lb_model_backward(m, Bs, r->labels, 1.0f / (float)B);
-			m->bn_stats = NULL;
-		}
+		if (r->count > 1)
+			shard_pass(r, epoch, s, sh, NULL);
 		if (r->deterministic && r->count > 1)
 			memset(r->gl1_R, 0, n * sizeof(float));
 		r->gl1_shard[sh] = lb_gradl1_hvp(r->gl1, m, Bs, r->labels, 1.0f / (float)B,
@@ -736,27 +748,18 @@ static int train_step(struct run *r, int epoch, int s, double *loss, double *hit
 {
 	const struct lb_config *cfg = r->cfg;
 	struct lb_model *m = r->model;
-	int B = (int)cfg->train.batch, S = (int)cfg->train.shards, Bs = r->B_shard, top = 0, rc;
+	int S = (int)cfg->train.shards, top = 0, rc;
 	lb_model_zero_grad(m);
 	lb_model_quant_begin(m, 1, (uint32_t)r->step);
 	for (int j = 0; j < r->count; j++) {
-		int sh = r->first + j;
-		const int32_t *idx = r->perm + (size_t)s * B + (size_t)sh * Bs;
-		int correct = 0;
+		int sh = r->first + j, correct = 0;
 		if (r->deterministic && j > 0)
 			lb_model_zero_grad(m);
-		m->bn_stats = r->bn_stats + (size_t)sh * m->bn_stats_floats;
-		lb_data_batch(r->x, r->labels, &r->train, idx, Bs, &r->norm, &r->aug, cfg->seed,
-			      (uint32_t)epoch);
-		double l = lb_model_forward(m, Bs, r->labels, 1, (uint32_t)r->step,
-					    (uint64_t)s * B + (uint64_t)sh * Bs, &correct);
-		lb_model_backward(m, Bs, r->labels, 1.0f / (float)B);
-		r->shard_stats[2 * sh] = l;
+		r->shard_stats[2 * sh] = shard_pass(r, epoch, s, sh, &correct);
 		r->shard_stats[2 * sh + 1] = correct;
 		if (r->deterministic && r->count > 1)
 			pairwise_push(r, j, &top);
 	}
-	m->bn_stats = NULL;
 	if (r->world > 1) {
 		double t0 = lb_now();
 		if ((rc = reduce_grad(r)))

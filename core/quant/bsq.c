@@ -3,6 +3,7 @@
  * group Lasso, clamp, re-quantization and precision adjustment, fine-tuning.
  * Math: shared/docs/methods.md section 5. */
 #include "bsq.h"
+#include "quant.h"
 
 #include <assert.h>
 #include <math.h>
@@ -21,18 +22,6 @@ static void check_bits(int N, int max_bits)
 	assert(N >= 0 && N <= max_bits);
 }
 
-/* lb_quant_round's body (half away from zero, never -0; NaN passes), inlined
- * here because the forward calls it once per weight. */
-static inline float qround(float q)
-{
-	const float a = fabsf(q);
-	float t;
-	if (!(a < 8388608.0f))
-		return q + 0.0f;
-	t = (float)(int32_t)a;
-	t += (float)(a - t >= 0.5f);
-	return copysignf(t, q) + 0.0f;
-}
 
 /* The twins' rounding: double floor, exact for any float. */
 static double round_ref(double a)
@@ -89,7 +78,7 @@ static inline uint32_t int_of(float u, float cap)
 	float a = fabsf(u);
 	if (!(a <= cap))
 		a = a > cap ? cap : 0.0f;
-	return (uint32_t)qround(a);
+	return (uint32_t)lb_quant_round_inline(a);
 }
 
 /* Write magnitude R (< 2^N) with sign neg into element e: rows i < N get bit
@@ -166,7 +155,7 @@ void lb_bsq_forward(float *wq, const float *P, const float *Nn, float step, size
 		const float u = wq[e];
 		float a = fabsf(u);
 		a = a > Mf ? Mf : a; /* clip(w^, -1, 1); NaN stays */
-		const float R = qround(a);
+		const float R = lb_quant_round_inline(a);
 		const float r = u < 0.0f ? -R : R;
 		wq[e] = step * r + 0.0f; /* + 0: no -0 weights */
 	}
@@ -243,7 +232,7 @@ void lb_bsq_backward(float *dP, float *dNn, float *dstep, const float *dwq, cons
 		for (size_t e = 0; e < nb; e++) {
 			float a = fabsf(u[e]);
 			a = a > Mf ? Mf : a;
-			const float R = qround(a);
+			const float R = lb_quant_round_inline(a);
 			acc += (double)dwq[b0 + e] * (u[e] < 0.0f ? -R : R);
 		}
 	}
@@ -383,10 +372,10 @@ void lb_bsq_clamp(float *P, float *Nn, size_t n, int N, int max_bits)
 #define AI static inline __attribute__((always_inline))
 
 /* The signed forward integer r = sign(u) round(min(|u|, M)) of lb_bsq_forward,
- * in a form the vectoriser if-converts: trunc + (frac >= 0.5) is qround for
+ * in a form the vectoriser if-converts: trunc + (frac >= 0.5) is lb_quant_round_inline for
  * 0 <= b <= 65535; the clip of b also maps NaN to M (so that the integer
  * conversion is defined) and the last select puts the NaN back (fabsf(u):
- * the same NaN as qround's); the sign is a product with +-1 (exact; u < 0
+ * the same NaN as lb_quant_round_inline's); the sign is a product with +-1 (exact; u < 0
  * and t = 0 give -0, as -R does). */
 AI float r_of(float u, float Mf)
 {
@@ -819,7 +808,7 @@ void lb_bsq_ft_forward(float *wq, const float *what, float step, size_t n, int N
 	for (size_t e = 0; e < n; e++) {
 		float a = fabsf(what[e]) * Mf;
 		a = a > Mf ? Mf : a;
-		const float R = qround(a);
+		const float R = lb_quant_round_inline(a);
 		wq[e] = step * (what[e] < 0.0f ? -R : R) + 0.0f;
 	}
 }
@@ -862,7 +851,7 @@ void lb_bsq_ft_backward(float *dwhat, float *dstep, const float *dwq, const floa
 		for (size_t e = 0; e < n; e++) {
 			float a = fabsf(what[e]) * Mf;
 			a = a > Mf ? Mf : a;
-			const float R = qround(a);
+			const float R = lb_quant_round_inline(a);
 			acc += (double)dwq[e] * (what[e] < 0.0f ? -R : R);
 		}
 		*dstep += (float)((double)grad_scale * acc);

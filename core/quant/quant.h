@@ -34,6 +34,7 @@
 #ifndef LB_QUANT_H
 #define LB_QUANT_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,24 @@ enum lb_quant_ste {
 
 /* Round half away from zero (the rounding every kernel uses). */
 float lb_quant_round(float q);
+/* The body of lb_quant_round, inlined where it runs once per element
+ * (uniform.c, bsq.c). C roundf: halfway cases away from zero; + 0 turns a
+ * -0 result into +0 so that outputs never carry a negative zero. Bit for bit
+ * roundf(q) + 0.0f without the libm call (baseline x86-64 has no rounding
+ * instruction):
+ * |q| >= 2^23, inf and NaN are returned as they are (already integers); else
+ * truncate |q| and add 1 when the dropped fraction (exact) is >= 1/2. */
+static inline float lb_quant_round_inline(float q)
+{
+	const float a = fabsf(q);
+	float t;
+	if (!(a < 8388608.0f))
+		return q + 0.0f;
+	t = (float)(int32_t)a;
+	t += (float)(a - t >= 0.5f); /* branch-free: signs and fractions are random */
+	return copysignf(t, q) + 0.0f;
+}
+
 /* Signed grid of b bits: full range [-2^(b-1), 2^(b-1)-1] (b >= 1), or
  * narrow range [-(2^(b-1)-1), 2^(b-1)-1] (b >= 2). [out] *lo, *hi */
 void lb_quant_range_signed(int *lo, int *hi, int bits, int narrow);

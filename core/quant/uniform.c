@@ -15,25 +15,9 @@
 
 /* ---- rounding and grids ---- */
 
-/* C roundf: halfway cases away from zero; + 0 turns a -0 result into +0 so
- * that outputs never carry a negative zero. Bit for bit roundf(q) + 0.0f
- * without the libm call (baseline x86-64 has no rounding instruction):
- * |q| >= 2^23, inf and NaN are returned as they are (already integers); else
- * truncate |q| and add 1 when the dropped fraction (exact) is >= 1/2. */
-static inline float qround(float q)
-{
-	const float a = fabsf(q);
-	float t;
-	if (!(a < 8388608.0f))
-		return q + 0.0f;
-	t = (float)(int32_t)a;
-	t += (float)(a - t >= 0.5f); /* branch-free: signs and fractions are random */
-	return copysignf(t, q) + 0.0f;
-}
-
 float lb_quant_round(float q)
 {
-	return qround(q);
+	return lb_quant_round_inline(q);
 }
 
 /* The twins' rounding: independent of roundf, exact in double for any float. */
@@ -47,7 +31,7 @@ static double round_ref(float q)
  * returns the number when one argument is NaN). */
 static inline float round_clamp(float q, float zf, float lo, float hi)
 {
-	float v = qround(q) + zf;
+	float v = lb_quant_round_inline(q) + zf;
 	v = v > lo ? v : lo; /* NaN -> lo, as fmaxf; no -0 reaches here */
 	return v < hi ? v : hi;
 }
@@ -672,7 +656,7 @@ void lb_quant_dorefa_a_forward(float *y, const float *x, size_t n, int bits)
 	check_bits(bits);
 	for (size_t i = 0; i < n; i++) {
 		const float c = fminf(fmaxf(x[i], 0.0f), 1.0f); /* NaN -> 0 */
-		y[i] = qround(c * nf) / nf;
+		y[i] = lb_quant_round_inline(c * nf) / nf;
 	}
 }
 
@@ -716,7 +700,7 @@ void lb_quant_wrpn_w_forward(float *y, const float *w, size_t n, int bits)
 	assert(bits >= 2 && bits <= LB_QUANT_MAX_BITS);
 	for (size_t i = 0; i < n; i++) {
 		const float c = fminf(fmaxf(w[i], -1.0f), 1.0f); /* NaN -> -1 */
-		y[i] = qround(c * Q) / Q;
+		y[i] = lb_quant_round_inline(c * Q) / Q;
 	}
 }
 
