@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /* Arrays of at least this many bytes are chunked and compressed. */
 #define RF_CHUNK_MIN_BYTES (64u << 10)
@@ -1319,10 +1320,160 @@ static int sync_path(const char *p, int flags)
 	return close(fd);
 }
 
+/* ---- the integrity seal (runfile.h) ---- */
+
+static const char rf_seal_magic[] = "lowbit run file\n";
+static const unsigned char rf_hdf5_sig[8] = { 0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n' };
+
+/* The canonical header for (format, bytes, crc) in a zeroed user block. */
+static void seal_header(char hdr[LB_RUNFILE_USERBLOCK], int format, unsigned long long bytes,
+			unsigned long crc)
+{
+	memset(hdr, 0, LB_RUNFILE_USERBLOCK);
+	snprintf(hdr, LB_RUNFILE_USERBLOCK, "%sformat %d\nbytes %llu\ncrc32 %08lx\n", rf_seal_magic,
+		 format, bytes, crc);
+}
+
+/* Read exactly n bytes at off (fewer only at end of file); -1 on error. */
+static ssize_t pread_full(int fd, void *buf, size_t n, off_t off)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+/* CRC-32 and length of everything after the user block. */
+static int seal_crc(int fd, const char *path, unsigned long long *bytes, unsigned long *crc)
+{
+	size_t cap = 1u << 20;
+	unsigned char *buf = malloc(cap);
+	uLong c = crc32(0L, Z_NULL, 0);
+	off_t off = LB_RUNFILE_USERBLOCK;
+	ssize_t n;
+
+	if (!buf)
+		return lb_error(LB_ERR_OOM, "out of memory");
+	while ((n = pread_full(fd, buf, cap, off)) > 0) {
+		c = crc32(c, buf, (uInt)n);
+		off += n;
+	}
+	free(buf);
+	if (n < 0)
+		return lb_error(LB_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+	*bytes = (unsigned long long)(off - LB_RUNFILE_USERBLOCK);
+	*crc = (unsigned long)c;
+	return LB_OK;
+}
+
+int lb_runfile_seal(const char *path)
+{
+	unsigned char sig[8];
+	char hdr[LB_RUNFILE_USERBLOCK];
+	unsigned long long bytes;
+	unsigned long crc;
+	int fd = open(path, O_RDWR | O_CLOEXEC), err;
+
+	if (fd < 0)
+		return lb_error(LB_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+	/* The superblock must sit right after the user block: never write over
+	 * the start of a file that has no user block. */
+	if (pread_full(fd, sig, sizeof sig, LB_RUNFILE_USERBLOCK) != (ssize_t)sizeof sig ||
+	    memcmp(sig, rf_hdf5_sig, sizeof sig)) {
+		close(fd);
+		return lb_error(LB_ERR_HDF5, "cannot seal '%s': it has no %d-byte HDF5 user block",
+				path, LB_RUNFILE_USERBLOCK);
+	}
+	err = seal_crc(fd, path, &bytes, &crc);
+	if (!err) {
+		seal_header(hdr, LB_RUNFILE_FORMAT, bytes, crc);
+		if (pwrite(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr)
+			err = lb_error(LB_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+	}
+	if (close(fd) < 0 && !err)
+		err = lb_error(LB_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+	return err;
+}
+
+int lb_runfile_check_seal(const char *path)
+{
+	char hdr[LB_RUNFILE_USERBLOCK], want[LB_RUNFILE_USERBLOCK];
+	const char *env = getenv("LOWBIT_UNCHECKED_RUNFILES");
+	unsigned long long bytes = 0, have;
+	unsigned long crc = 0, c;
+	struct stat st;
+	int fd, format = 0, err = LB_OK;
+	ssize_t n;
+
+	if (env && !strcmp(env, "1"))
+		return LB_OK;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return lb_error(LB_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || (n = pread_full(fd, hdr, sizeof hdr, 0)) < 0) {
+		err = lb_error(LB_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	if (n >= (ssize_t)sizeof rf_hdf5_sig && !memcmp(hdr, rf_hdf5_sig, sizeof rf_hdf5_sig)) {
+		err = lb_error(LB_ERR_HDF5,
+			       "'%s' is not a lowbit run file: an HDF5 file without lowbit's integrity "
+			       "seal (written by another program, or by a lowbit before run-file "
+			       "format 2, which `lowbit seal` upgrades)",
+			       path);
+		goto out;
+	}
+	if (n < (ssize_t)sizeof hdr || memcmp(hdr, rf_seal_magic, sizeof rf_seal_magic - 1)) {
+		err = lb_error(LB_ERR_HDF5, "'%s' is not a readable HDF5 file (truncated or foreign)",
+			       path);
+		goto out;
+	}
+	if (sscanf(hdr + sizeof rf_seal_magic - 1, "format %d bytes %llu crc32 %lx", &format,
+		   &bytes, &crc) != 3 ||
+	    format < 2 || (seal_header(want, format, bytes, crc), memcmp(hdr, want, sizeof hdr))) {
+		err = lb_error(LB_ERR_HDF5,
+			       "'%s' is not a readable HDF5 file (damaged: its integrity seal, the "
+			       "first %d bytes, is not well formed)",
+			       path, LB_RUNFILE_USERBLOCK);
+		goto out;
+	}
+	if (format > LB_RUNFILE_FORMAT) {
+		err = lb_error(LB_ERR_HDF5, "'%s' has format version %d; this lowbit reads up to %d",
+			       path, format, LB_RUNFILE_FORMAT);
+		goto out;
+	}
+	have = (unsigned long long)st.st_size - LB_RUNFILE_USERBLOCK;
+	if (have < bytes) {
+		err = lb_error(LB_ERR_HDF5,
+			       "'%s' is not a readable HDF5 file (truncated or foreign): %llu bytes "
+			       "after the seal, which says %llu",
+			       path, have, bytes);
+		goto out;
+	}
+	err = seal_crc(fd, path, &have, &c);
+	if (err || (have == bytes && c == crc))
+		goto out;
+	err = lb_error(LB_ERR_HDF5,
+		       "'%s' is not a readable HDF5 file (damaged, or changed after lowbit wrote it: "
+		       "%llu bytes and CRC-32 %08lx after the seal, which says %llu and %08lx; "
+		       "`lowbit seal` accepts a file you changed on purpose)",
+		       path, have, c, bytes, crc);
+out:
+	close(fd);
+	return err;
+}
+
 int lb_runfile_write(const struct lb_runfile *rf, const char *path)
 {
 	struct wctx w = { H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID, path };
-	hid_t fapl = H5I_INVALID_HID;
+	hid_t fapl = H5I_INVALID_HID, fcpl = H5I_INVALID_HID;
 	char *tmp = NULL, *dir = NULL, *slash;
 	int err = LB_OK, fd;
 
@@ -1345,17 +1496,19 @@ int lb_runfile_write(const struct lb_runfile *rf, const char *path)
 	close(fd);
 
 	fapl = h5_fapl();
+	fcpl = H5Pcreate(H5P_FILE_CREATE);
 	w.lcpl = H5Pcreate(H5P_LINK_CREATE);
 	w.acpl = H5Pcreate(H5P_ATTRIBUTE_CREATE);
 	w.str = h5_str_type();
-	if (fapl < 0 || w.lcpl < 0 || w.acpl < 0 || w.str < 0 ||
+	if (fapl < 0 || fcpl < 0 || w.lcpl < 0 || w.acpl < 0 || w.str < 0 ||
+	    H5Pset_userblock(fcpl, LB_RUNFILE_USERBLOCK) < 0 ||
 	    H5Pset_create_intermediate_group(w.lcpl, 1) < 0 ||
 	    H5Pset_char_encoding(w.lcpl, H5T_CSET_UTF8) < 0 ||
 	    H5Pset_char_encoding(w.acpl, H5T_CSET_UTF8) < 0) {
 		err = h5_fail(&w, "");
 		goto fail;
 	}
-	w.file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+	w.file = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
 	if (w.file < 0) {
 		char why[256];
 		h5_reason(why);
@@ -1373,6 +1526,9 @@ int lb_runfile_write(const struct lb_runfile *rf, const char *path)
 		goto fail;
 	}
 	w.file = H5I_INVALID_HID;
+	err = lb_runfile_seal(tmp);
+	if (err)
+		goto fail;
 	if (sync_path(tmp, O_RDONLY | O_CLOEXEC) < 0) {
 		err = lb_error(LB_ERR_IO, "cannot sync '%s': %s", tmp, strerror(errno));
 		goto fail;
@@ -1403,6 +1559,8 @@ out:
 		H5Pclose(w.acpl);
 	if (w.lcpl >= 0)
 		H5Pclose(w.lcpl);
+	if (fcpl >= 0)
+		H5Pclose(fcpl);
 	if (fapl >= 0)
 		H5Pclose(fapl);
 	free(tmp);
@@ -1853,6 +2011,10 @@ int lb_runfile_read_kind(const char *path, const char *kind, struct lb_runfile *
 		return lb_error(LB_ERR_IO, "cannot open '%s': %s", path, strerror(EISDIR));
 	if (access(path, R_OK) < 0)
 		return lb_error(LB_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+	/* Before libhdf5 sees a byte of it (runfile.h). */
+	err = lb_runfile_check_seal(path);
+	if (err)
+		return err;
 	if (H5Fis_hdf5(path) <= 0)
 		return lb_error(LB_ERR_HDF5, "'%s' is not a readable HDF5 file (truncated or foreign)",
 				path);

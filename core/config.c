@@ -16,9 +16,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <strings.h>
 
 #include "cyaml_util.h"
@@ -124,9 +122,6 @@ static const cyaml_strval_t pact_grad_strings[] = {
 	{"paper", LB_PACT_GRAD_PAPER},
 	{"lsq", LB_PACT_GRAD_LSQ},
 };
-
-/* Larger config files are refused before they are read. */
-#define LB_CONFIG_MAX_BYTES (16 << 20)
 
 #define N_OF(a) ((uint32_t)CYAML_ARRAY_LEN(a))
 
@@ -832,8 +827,15 @@ static int parse_tree(const char *text, size_t len, const char *what, enum node_
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
+	struct lb_yaml_refusal why;
 	int rc = LB_OK;
 	*out = NULL;
+	/* build_node copies every alias out: bound that before anything is built */
+	rc = lb_yaml_check_aliases(text, len, &why);
+	if (rc == LB_ERR_OOM)
+		return lb_error(LB_ERR_OOM, "out of memory");
+	if (rc)
+		return lb_error(LB_ERR_CONFIG, "%s: line %u: %s", what, why.line, why.what);
 	if (!yaml_parser_initialize(&parser))
 		return lb_error(LB_ERR_OOM, "out of memory");
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
@@ -2078,47 +2080,24 @@ out:
 int lb_config_load(const char *path, const char *const *overrides, int n_overrides,
 		   struct lb_config **out)
 {
-	FILE *f;
-	char *text = NULL;
-	size_t n = 0, cap = 0;
+	char *text;
+	size_t n;
 	int rc;
 	*out = NULL;
-	f = fopen(path, "rb");
-	if (!f)
+	switch (lb_yaml_read_file(path, &text, &n)) {
+	case LB_YAML_FILE_OK:
+		break;
+	case LB_YAML_FILE_OPEN:
 		return lb_error(LB_ERR_IO, "cannot open config '%s': %s", path, strerror(errno));
-	struct stat st;
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > LB_CONFIG_MAX_BYTES) {
-		fclose(f);
+	case LB_YAML_FILE_NOT_REGULAR:
 		return lb_error(LB_ERR_CONFIG, "config '%s' is not a regular file of at most %d MiB "
-				"(allowed: a YAML file)", path, LB_CONFIG_MAX_BYTES >> 20);
-	}
-	for (;;) {
-		if (cap - n < 4096) {
-			char *p = realloc(text, cap + 65536 + 1);
-			if (!p) {
-				fclose(f);
-				free(text);
-				return lb_error(LB_ERR_OOM, "out of memory");
-			}
-			text = p;
-			cap += 65536;
-		}
-		size_t k = fread(text + n, 1, cap - n, f);
-		n += k;
-		if (k == 0)
-			break;
-	}
-	if (ferror(f)) {
-		rc = lb_error(LB_ERR_IO, "cannot read config '%s': %s", path, strerror(errno));
-		fclose(f);
-		free(text);
-		return rc;
-	}
-	fclose(f);
-	text[n] = '\0';
-	if (strlen(text) != n) {
-		free(text);
+				"(allowed: a YAML file)", path, LB_YAML_MAX_BYTES >> 20);
+	case LB_YAML_FILE_READ:
+		return lb_error(LB_ERR_IO, "cannot read config '%s': %s", path, strerror(errno));
+	case LB_YAML_FILE_NUL:
 		return lb_error(LB_ERR_CONFIG, "%s: contains a NUL byte (allowed: YAML text)", path);
+	default:
+		return lb_error(LB_ERR_OOM, "out of memory");
 	}
 	rc = lb_config_load_string(text, path, overrides, n_overrides, out);
 	free(text);

@@ -19,6 +19,7 @@ int lb_cmd_status(int argc, char **argv);
 int lb_cmd_index(int argc, char **argv);
 int lb_cmd_ptq(int argc, char **argv);    /* mpi/cmd_ptq.c */
 int lb_cmd_report(int argc, char **argv); /* mpi/cmd_report.c */
+int lb_cmd_seal(int argc, char **argv);   /* mpi/cmd_seal.c */
 
 /* Print "lowbit: error: <msg>" (rank 0 only unless every_rank). */
 void lb_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

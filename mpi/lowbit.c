@@ -38,6 +38,7 @@ static const char usage[] =
 	"  index DIR           rebuild DIR/sweep.h5 from the trial files\n"
 	"  ptq RUN.h5          post-training quantization grid of a finished run\n"
 	"  report DIR|RUN.h5   tables and figures of a sweep folder or a run file\n"
+	"  seal RUN.h5...      stamp the integrity seal of run files changed on purpose\n"
 	"  version             print versions\n"
 	"  help                this text\n"
 	"\n"
@@ -81,9 +82,11 @@ int main(int argc, char **argv)
 		status = lb_cmd_ptq(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "report")) {
 		status = lb_cmd_report(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "seal")) {
+		status = lb_cmd_seal(argc - 1, argv + 1);
 	} else {
 		lb_cli_error("'%s' is not a lowbit command (commands: train, validate, plan, "
-			     "sweep, trial, status, index, ptq, report, version, help)",
+			     "sweep, trial, status, index, ptq, report, seal, version, help)",
 			     argv[1]);
 		status = LB_EXIT_USAGE;
 	}

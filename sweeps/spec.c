@@ -424,8 +424,17 @@ static int parse(const char *text, const char *file, struct lb_sweep_errs_ *errs
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
+	struct lb_yaml_refusal why;
 	int rc = LB_OK;
 	*out = NULL;
+	/* build copies every alias out: bound that before anything is built */
+	rc = lb_yaml_check_aliases(text, strlen(text), &why);
+	if (rc == LB_ERR_CONFIG) {
+		struct lb_sweep_pos_ p = {why.line, why.column};
+		lb_sweep_err_add_(errs, file, p, "%s", why.what);
+	}
+	if (rc)
+		return rc;
 	if (!yaml_parser_initialize(&parser))
 		return LB_ERR_OOM;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
@@ -1657,46 +1666,6 @@ out:
 
 /* ---- load ---- */
 
-/* The whole file, NUL-terminated; *rc LB_ERR_IO with errno kept. */
-static char *read_file(const char *path, int *rc)
-{
-	FILE *f = fopen(path, "rb");
-	char *text = NULL;
-	size_t n = 0, cap = 0;
-	int saved;
-	*rc = LB_OK;
-	if (!f) {
-		*rc = LB_ERR_IO;
-		return NULL;
-	}
-	for (;;) {
-		if (cap - n < 4096) {
-			char *p = realloc(text, cap + 65536 + 1);
-			if (!p) {
-				*rc = LB_ERR_OOM;
-				break;
-			}
-			text = p;
-			cap += 65536;
-		}
-		size_t k = fread(text + n, 1, cap - n, f);
-		n += k;
-		if (k == 0)
-			break;
-	}
-	if (!*rc && ferror(f))
-		*rc = LB_ERR_IO;
-	saved = errno;
-	fclose(f);
-	errno = saved;
-	if (*rc) {
-		free(text);
-		return NULL;
-	}
-	text[n] = '\0';
-	return text;
-}
-
 void lb_sweep_free(struct lb_sweep *sw)
 {
 	cyaml_config_t cc;
@@ -1766,13 +1735,15 @@ static int load_base(struct lb_sweep *sw, const char *dir, struct lb_sweep_errs_
 		return LB_ERR_OOM;
 	pv->base_label = "";
 	pv->base_owned = 1;
-	sw->base_yaml = read_file(sw->base_origin, &rc);
-	if (rc == LB_ERR_OOM)
-		return rc;
+	/* the same guard as lb_config_load: no folder, device or endless file */
+	size_t len;
+	rc = lb_yaml_read_file(sw->base_origin, &sw->base_yaml, &len);
+	if (rc == LB_YAML_FILE_OOM)
+		return LB_ERR_OOM;
 	if (rc) {
 		lb_sweep_err_add_(e, sw->origin, bf->pos,
 				  "base_file: cannot read '%s': %s (allowed: a config file, relative to the spec's folder)",
-				  sw->base_origin, strerror(errno));
+				  sw->base_origin, lb_yaml_file_strerror(rc));
 		return LB_ERR_CONFIG;
 	}
 	rc = parse(sw->base_yaml, sw->base_origin, e, &pv->base_root);
@@ -1903,12 +1874,17 @@ int lb_sweep_load(const char *path, struct lb_sweep **out)
 	const char *slash = strrchr(path, '/');
 	int rc;
 	char *text;
+	size_t len;
 	*out = NULL;
-	text = read_file(path, &rc);
-	if (rc == LB_ERR_OOM)
+	rc = lb_yaml_read_file(path, &text, &len);
+	if (rc == LB_YAML_FILE_OOM)
 		return lb_error(LB_ERR_OOM, "out of memory");
-	if (rc)
+	if (rc == LB_YAML_FILE_OPEN)
 		return lb_error(LB_ERR_IO, "cannot open sweep spec '%s': %s", path, strerror(errno));
+	if (rc)
+		return lb_error(rc == LB_YAML_FILE_READ ? LB_ERR_IO : LB_ERR_CONFIG,
+				"cannot read sweep spec '%s': %s (allowed: a YAML file)", path,
+				lb_yaml_file_strerror(rc));
 	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 0, path);
 	if (slash && slash == path)
 		snprintf(dir, sizeof dir, "/");

@@ -8,7 +8,15 @@
  *   h5mangle FILE resize PATH N            replace a dataset by N float32 zeros
  *   h5mangle FILE foreign                  create a new HDF5 file that has
  *                                          nothing of lowbit (one dataset)
- * OBJ is a group or dataset path ("/" for the root). Exit 0 or 1. */
+ *   h5mangle FILE flip OFFSET              invert the byte at OFFSET (raw)
+ *   h5mangle FILE seal-format N            rewrite the seal as a lowbit of
+ *                                          run-file format N would (raw)
+ * OBJ is a group or dataset path ("/" for the root). After an HDF5 edit the
+ * integrity seal is stamped again (lb_runfile_seal), so the case reaches the
+ * check it is about; the raw operations leave the seal as they made it.
+ * Exit 0 or 1. */
+#include "analysis/runfile.h"
+
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +75,42 @@ static int resize(hid_t file, const char *path, long n)
 	return rc;
 }
 
+/* Raw edits with stdio: the first operation works below HDF5, the second
+ * stamps a seal whose format number is n but whose byte count and CRC are
+ * right, as a newer lowbit would write it. */
+static int flip(const char *path, long off)
+{
+	FILE *f = fopen(path, "r+b");
+	int c, rc = 1;
+	if (f && fseek(f, off, SEEK_SET) == 0 && (c = fgetc(f)) != EOF &&
+	    fseek(f, off, SEEK_SET) == 0 && fputc(c ^ 0xff, f) != EOF)
+		rc = 0;
+	if (f && fclose(f) != 0)
+		rc = 1;
+	return rc;
+}
+
+static int seal_format(const char *path, const char *n)
+{
+	char hdr[LB_RUNFILE_USERBLOCK + 1], *fmt, *nl, out[2 * LB_RUNFILE_USERBLOCK];
+	FILE *f;
+	int rc = 1;
+	if (lb_runfile_seal(path) || !(f = fopen(path, "r+b")))
+		return 1;
+	hdr[LB_RUNFILE_USERBLOCK] = '\0';
+	if (fread(hdr, 1, LB_RUNFILE_USERBLOCK, f) == LB_RUNFILE_USERBLOCK &&
+	    (fmt = strstr(hdr, "format ")) && (nl = strchr(fmt, '\n'))) {
+		*fmt = '\0';
+		memset(out, 0, sizeof out);
+		snprintf(out, sizeof out, "%sformat %s%s", hdr, n, nl);
+		rc = fseek(f, 0, SEEK_SET) ||
+		     fwrite(out, 1, LB_RUNFILE_USERBLOCK, f) != LB_RUNFILE_USERBLOCK;
+	}
+	if (fclose(f) != 0)
+		rc = 1;
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	hid_t file, str;
@@ -74,8 +118,13 @@ int main(int argc, char **argv)
 	int rc = 1;
 	if (argc == 3 && !strcmp(op, "foreign"))
 		return foreign(argv[1]);
+	if (argc == 4 && !strcmp(op, "flip"))
+		return flip(argv[1], strtol(argv[3], NULL, 10));
+	if (argc == 4 && !strcmp(op, "seal-format"))
+		return seal_format(argv[1], argv[3]);
 	if (argc < 4) {
-		fprintf(stderr, "usage: h5mangle FILE set-i64|set-str|del-attr|del|resize|foreign ...\n");
+		fprintf(stderr, "usage: h5mangle FILE "
+				"set-i64|set-str|del-attr|del|resize|foreign|flip|seal-format ...\n");
 		return 1;
 	}
 	file = H5Fopen(argv[1], H5F_ACC_RDWR, H5P_DEFAULT);
@@ -103,6 +152,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "h5mangle: bad operation '%s' or argument count\n", op);
 	}
 	if (H5Fclose(file) < 0)
+		rc = 1;
+	if (!rc && lb_runfile_seal(argv[1]))
 		rc = 1;
 	if (rc)
 		fprintf(stderr, "h5mangle: %s %s failed\n", argv[1], op);

@@ -2,7 +2,7 @@
 # run by run.sh; h5mangle damages HDF5 run files in one precise way.
 check_PROGRAMS += tests/bad-input/h5mangle
 tests_bad_input_h5mangle_SOURCES = tests/bad-input/h5mangle.c
-tests_bad_input_h5mangle_LDADD = $(HDF5_LIBS)
+tests_bad_input_h5mangle_LDADD = liblowbit.a $(LB_LIBS)
 TESTS += tests/bad-input/run.sh
 EXTRA_DIST += tests/bad-input/run.sh tests/bad-input/cases.txt tests/bad-input/README.md \
 	tests/bad-input/tiny.yaml tests/bad-input/tiny-cifar.yaml tests/bad-input/make-cases.py \

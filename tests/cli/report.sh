@@ -228,15 +228,40 @@ ok $? "... nothing written"
 echo "not hdf5" > "$T/junk.h5"
 fails_with "a foreign file" "junk.h5' is not a readable HDF5 file" "$LOWBIT" report "$T/junk.h5"
 fails_with "a missing path" "cannot open '$T/nope': No such file or directory" "$LOWBIT" report "$T/nope"
+# a newer lowbit's file: its seal names format 99 (byte count and CRC as written)
+cp "$D/trials/$first.h5" "$T/newer.h5"
+/usr/bin/python3 -c 'import sys
+with open(sys.argv[1], "r+b") as f:
+    h = f.read(512); f.seek(0); f.write(h.replace(b"\nformat 2\n", b"\nformat 99\n")[:512])' "$T/newer.h5"
+fails_with "a run file of a newer format" "has format version 99; this lowbit reads up to" "$LOWBIT" report "$T/newer.h5"
+[ ! -e "$T/newer-report" ]
+ok $? "... nothing written"
 if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
-	cp "$D/trials/$first.h5" "$T/newer.h5"
-	/usr/bin/python3 -c 'import h5py, sys, numpy
-with h5py.File(sys.argv[1], "r+") as f: f.attrs.modify("lowbit_format", numpy.int64(99))' "$T/newer.h5"
-	fails_with "a run file of a newer format" "has format version 99; this lowbit reads up to" "$LOWBIT" report "$T/newer.h5"
-	[ ! -e "$T/newer-report" ]
-	ok $? "... nothing written"
+	cp "$D/trials/$first.h5" "$T/edited.h5"
+	/usr/bin/python3 -c 'import h5py, sys
+with h5py.File(sys.argv[1], "r+") as f: f.attrs["note"] = "added by h5py"' "$T/edited.h5"
+	fails_with "a run file edited by h5py fails the seal" "edited.h5' is not a readable HDF5 file (damaged, or changed after lowbit wrote it" "$LOWBIT" report "$T/edited.h5"
+	LOWBIT_UNCHECKED_RUNFILES=1 "$LOWBIT" report "$T/edited.h5" -o "$T/edited-report" --format md >/dev/null 2>&1
+	ok $? "... LOWBIT_UNCHECKED_RUNFILES=1 reads it anyway"
+	"$LOWBIT" seal "$T/edited.h5" >"$T/out" 2>&1 && grep -q "edited.h5: sealed" "$T/out" &&
+		"$LOWBIT" report "$T/edited.h5" -o "$T/sealed-report" --format md >/dev/null 2>&1 &&
+		/usr/bin/python3 -c 'import h5py, sys
+assert h5py.File(sys.argv[1], "r").attrs["note"] == "added by h5py"' "$T/edited.h5"
+	ok $? "... lowbit seal stamps it again in place: it reads, the annotation kept"
 else
-	n=$((n + 2)); echo "ok $((n - 1)) # SKIP h5py not available"; echo "ok $n # SKIP"
+	n=$((n + 3)); echo "ok $((n - 2)) # SKIP h5py not available"; echo "ok $((n - 1)) # SKIP"; echo "ok $n # SKIP"
+fi
+# an unsealed lowbit file (as run-file format 1 wrote them): refused; seal rewrites it
+if command -v h5unjam >/dev/null; then
+	h5unjam -i "$D/trials/$first.h5" -o "$T/unsealed.h5" >/dev/null 2>&1
+	fails_with "an unsealed run file" "unsealed.h5' is not a lowbit run file: an HDF5 file without lowbit's integrity seal" "$LOWBIT" report "$T/unsealed.h5"
+	"$LOWBIT" seal "$T/unsealed.h5" >"$T/out" 2>&1 && grep -q "rewritten in run-file format 2, sealed" "$T/out" &&
+		"$LOWBIT" report "$T/unsealed.h5" -o "$T/unsealed-report" --format csv >/dev/null 2>&1 &&
+		"$LOWBIT" report "$D/trials/$first.h5" -o "$T/first-report" --format csv >/dev/null 2>&1 &&
+		[ "$(cut -d, -f3-16 "$T/unsealed-report/summary.csv")" = "$(cut -d, -f3-16 "$T/first-report/summary.csv")" ]
+	ok $? "... lowbit seal rewrites it in the current format with the same content"
+else
+	n=$((n + 2)); echo "ok $((n - 1)) # SKIP h5unjam not available"; echo "ok $n # SKIP"
 fi
 fails_with "an unknown format" "--format: 'pdf' is not known (allowed: a list of md, csv, png, svg)" "$LOWBIT" report "$D" --format md,pdf
 "$LOWBIT" report >/dev/null 2>&1; [ $? -eq 2 ]

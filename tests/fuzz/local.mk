@@ -43,4 +43,4 @@ tests_fuzz_replay_cifar_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_CORPUS='"cifar"'
 tests_fuzz_replay_runfile_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_runfile.c
 tests_fuzz_replay_runfile_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_CORPUS='"runfile"'
 EXTRA_DIST += tests/fuzz/README.md tests/fuzz/fuzz.mk tests/fuzz/smoke.sh \
-	tests/fuzz/make-seeds.py tests/fuzz/corpus tests/fuzz/known-crashes
+	tests/fuzz/make-seeds.py tests/fuzz/corpus

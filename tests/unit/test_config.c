@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT
  * Tests of core/config.c through its public API: defaults, the example
  * configs, one bad config per validation rule (code and message text),
- * --set overrides, dump/load round trip, hash and flatten. */
+ * --set overrides, dump/load round trip, hash and flatten; and the YAML
+ * guards of core/cyaml_util.c that configs and sweep specs share (the
+ * bounded file reader, the alias-expansion bound). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "cyaml_util.h"
 #include "err.h"
 #include "../tap.h"
 
@@ -522,6 +526,140 @@ static void test_flatten(void)
 	lb_config_free(c);
 }
 
+/* A flow sequence whose node count once expanded is known by hand:
+ *   [&s [x * 999], y * n_y, *s * 998]   (one alias a line)
+ * = 1 (outer) + 1000 (the anchored list and its 999 x) + n_y
+ *   + 998 * 1000 (each alias stands for the 1000 nodes of &s)
+ * = 999001 + n_y: 999 y make exactly 10^6, checked at the last alias. */
+static char *alias_doc(int n_y)
+{
+	size_t cap = 16 * 1024, n = 0;
+	char *t = malloc(cap);
+	if (!t)
+		return NULL;
+	n += (size_t)sprintf(t + n, "[&s [x");
+	for (int i = 1; i < 999; i++)
+		n += (size_t)sprintf(t + n, ",x");
+	n += (size_t)sprintf(t + n, "]");
+	for (int i = 0; i < n_y; i++)
+		n += (size_t)sprintf(t + n, ",y");
+	for (int i = 0; i < 998; i++)
+		n += (size_t)sprintf(t + n, ",\n*s");
+	sprintf(t + n, "]\n");
+	return t;
+}
+
+static void test_yaml_guards(void)
+{
+	struct lb_yaml_refusal r;
+	struct lb_config *c = NULL;
+	int rc;
+
+	/* the bound, counted without expanding: exactly at the limit passes */
+	ok(LB_YAML_MAX_NODES == 1000000, "the alias bound is 10^6 nodes (the docs say so)");
+	char *at = alias_doc(999), *over = alias_doc(1000);
+	ok(at && over, "alias documents built");
+	if (at && over) {
+		rc = lb_yaml_check_aliases(at, strlen(at), &r);
+		ok(rc == LB_OK, "10^6 nodes after expansion: accepted");
+		rc = lb_yaml_check_aliases(over, strlen(over), &r);
+		ok(rc == LB_ERR_CONFIG && r.line == 999 && r.column == 1 &&
+			   strstr(r.what, "beyond 1000000 nodes"),
+		   "10^6 + 1 nodes: refused at the last alias (line %u, column %u)", r.line,
+		   r.column);
+		diag("  -> %s", r.what);
+		/* through the config loader: one message naming the file and line */
+		rc = lb_config_load_string(over, "over.yaml", NULL, 0, &c);
+		ok(rc == LB_ERR_CONFIG && c == NULL &&
+			   !strcmp(lb_error_message(),
+				   "over.yaml: line 999: YAML aliases expand the document beyond "
+				   "1000000 nodes (alias bomb?); write the values out or use fewer "
+				   "nested aliases"),
+		   "the config loader refuses it with one message");
+		diag("  -> %s", lb_error_message());
+	}
+	free(at);
+	free(over);
+
+	/* billion laughs: refused at the level that crosses 10^6 (a5 = 1111111) */
+	char bomb[2048];
+	size_t n = (size_t)sprintf(bomb, "a0: &a0 [x,x,x,x,x,x,x,x,x,x]\n");
+	for (int i = 1; i <= 9; i++) {
+		n += (size_t)sprintf(bomb + n, "a%d: &a%d [", i, i);
+		for (int j = 0; j < 10; j++)
+			n += (size_t)sprintf(bomb + n, "%s*a%d", j ? "," : "", i - 1);
+		n += (size_t)sprintf(bomb + n, "]\n");
+	}
+	rc = lb_yaml_check_aliases(bomb, n, &r);
+	ok(rc == LB_ERR_CONFIG && r.line == 6, "billion laughs: refused on line 6 (a5), not expanded");
+	/* an alias inside the node it names would expand forever */
+	rc = lb_yaml_check_aliases("a: &x [1, [2, *x]]\n", 19, &r);
+	ok(rc == LB_ERR_CONFIG && r.line == 1 && r.column == 15 && strstr(r.what, "cycle"),
+	   "a cyclic alias is refused");
+	/* syntax errors and undefined aliases are left to the loader */
+	ok(lb_yaml_check_aliases("a: [1,\n", 7, &r) == LB_OK &&
+		   lb_yaml_check_aliases("a: *nowhere\n", 12, &r) == LB_OK,
+	   "syntax errors are left to the loader");
+	/* anchors are per document: *a in the second one names its own &a */
+	ok(lb_yaml_check_aliases("--- &a [1]\n--- [*a]\n", 20, &r) == LB_OK,
+	   "two documents scan");
+
+	/* legit aliases, of a scalar and of a mapping, still load */
+	c = load_text("model:\n"
+		      "  arch: custom\n"
+		      "  layers:\n"
+		      "    - &lin {op: linear, out: &w 32}\n"
+		      "    - {op: relu}\n"
+		      "    - *lin\n"
+		      "    - {op: relu}\n"
+		      "    - {op: linear, out: 10}\n"
+		      "optimizer: {groups: [{match: 'a*', lr_scale: &s 2}, {match: 'b*', lr_scale: *s}]}\n",
+		      NULL, 0);
+	ok(c && c->model.n_layers == 5 && c->model.layers[2].out == 32 &&
+		   !strcmp(c->model.layers[2].name, "linear2") && c->optimizer.n_groups == 2 &&
+		   c->optimizer.groups[1].lr_scale == 2.0f,
+	   "aliases of a layer and of a scalar load");
+	lb_config_free(c);
+
+	/* the bounded reader */
+	char *text = NULL;
+	size_t len = 7;
+	ok(lb_yaml_read_file("/dev/zero", &text, &len) == LB_YAML_FILE_NOT_REGULAR && !text &&
+		   len == 0,
+	   "/dev/zero is refused before it is read");
+	ok(lb_yaml_read_file(tmpdir, &text, &len) == LB_YAML_FILE_NOT_REGULAR && !text,
+	   "a folder is refused");
+	ok(!strcmp(lb_yaml_file_strerror(LB_YAML_FILE_NOT_REGULAR),
+		   "not a regular file of at most 16 MiB"),
+	   "its wording");
+	char missing[512];
+	snprintf(missing, sizeof missing, "%s/no-such.yaml", tmpdir);
+	ok(lb_yaml_read_file(missing, &text, &len) == LB_YAML_FILE_OPEN && errno == ENOENT &&
+		   !strcmp(lb_yaml_file_strerror(LB_YAML_FILE_OPEN), strerror(ENOENT)),
+	   "a missing file: errno kept");
+	const char *path = write_tmp("bad.yaml", "a: 1\n");
+	ok(path && lb_yaml_read_file(path, &text, &len) == LB_YAML_FILE_OK && text && len == 5 &&
+		   !strcmp(text, "a: 1\n"),
+	   "a regular file is read whole");
+	free(text);
+	FILE *f = fopen(path, "wb");
+	if (f) {
+		fwrite("a: 1\n\0b: 2\n", 1, 11, f);
+		fclose(f);
+	}
+	ok(lb_yaml_read_file(path, &text, &len) == LB_YAML_FILE_NUL && !text,
+	   "a NUL byte is refused");
+	f = fopen(path, "wb");
+	if (f) {
+		fseek(f, LB_YAML_MAX_BYTES, SEEK_SET); /* a sparse file one byte over */
+		fputc('\n', f);
+		fclose(f);
+	}
+	ok(lb_yaml_read_file(path, &text, &len) == LB_YAML_FILE_NOT_REGULAR && !text,
+	   "a file over 16 MiB is refused");
+	unlink(path); /* not 16 MiB of zeros in a tmpdir left behind */
+}
+
 static void test_names(void)
 {
 	ok(!strcmp(lb_arch_name(LB_ARCH_LENET5_CAFFE), "lenet5-caffe") &&
@@ -548,6 +686,7 @@ int main(void)
 	test_hash();
 	test_flatten();
 	test_names();
+	test_yaml_guards();
 	char path[512];
 	snprintf(path, sizeof path, "%s/bad.yaml", tmpdir);
 	unlink(path);

@@ -206,6 +206,7 @@ static void test_write(void)
 		H5Awrite(attr, H5T_NATIVE_INT64, &v);
 		H5Aclose(attr);
 		H5Fclose(h);
+		lb_runfile_seal(p); /* edited on purpose: stamp the seal again */
 	}
 	int rc = lb_report_write(runs, &o, &res);
 	ok(rc == LB_OK, "write: a folder of runs with bad files among them: %s",

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "../tap.h"
 #include "analysis/runfile.h"
@@ -569,9 +570,14 @@ static void test_read_errors(void)
 		H5Fclose(f);
 	}
 	err = lb_runfile_read(p, &got);
+	ok(err == LB_ERR_HDF5 && has(lb_error_message(), "changed after lowbit wrote it") && !got,
+	   "read: a file edited by the HDF5 library after lowbit wrote it fails the seal");
+	ok(lb_runfile_seal(p) == LB_OK, "seal: stamp the edited file again");
+	err = lb_runfile_read(p, &got);
 	snprintf(msg, sizeof msg, "'%s' has format version %d; this lowbit reads up to %d", p,
 		 LB_RUNFILE_FORMAT + 1, LB_RUNFILE_FORMAT);
-	ok(err == LB_ERR_HDF5 && has(lb_error_message(), msg) && !got, "read: newer format version");
+	ok(err == LB_ERR_HDF5 && has(lb_error_message(), msg) && !got,
+	   "read: newer format version (lowbit_format)");
 
 	/* lowbit_format present but another kind */
 	tpath(p, sizeof p, "kind.h5");
@@ -583,10 +589,151 @@ static void test_read_errors(void)
 	if (f >= 0) {
 		H5Adelete(f, "lowbit_kind");
 		H5Fclose(f);
+		lb_runfile_seal(p);
 	}
 	err = lb_runfile_read(p, &got);
 	ok(err == LB_ERR_HDF5 && has(lb_error_message(), "is not a lowbit run file"),
 	   "read: lowbit_kind missing");
+	lb_runfile_free(got);
+}
+
+/* ---- the integrity seal ---- */
+
+/* The seal as runfile.h documents it, checked with zlib directly. */
+static int seal_matches_doc(const unsigned char *b, size_t n)
+{
+	char want[LB_RUNFILE_USERBLOCK];
+	unsigned long crc;
+	if (n < LB_RUNFILE_USERBLOCK + 8 || memcmp(b + LB_RUNFILE_USERBLOCK, "\211HDF\r\n\032\n", 8))
+		return 0;
+	crc = crc32(crc32(0L, Z_NULL, 0), b + LB_RUNFILE_USERBLOCK,
+		    (uInt)(n - LB_RUNFILE_USERBLOCK));
+	memset(want, 0, sizeof want);
+	snprintf(want, sizeof want, "lowbit run file\nformat %d\nbytes %zu\ncrc32 %08lx\n",
+		 LB_RUNFILE_FORMAT, n - LB_RUNFILE_USERBLOCK, crc);
+	return !memcmp(b, want, sizeof want);
+}
+
+static void test_seal(void)
+{
+	struct lb_runfile *rf = NULL, *got = NULL;
+	char good[256], p[256], msg[512];
+	unsigned char *b = NULL;
+	size_t n = 0;
+	int err;
+
+	tpath(good, sizeof good, "sealed.h5");
+	err = lb_runfile_new(&rf);
+	err = err ? err : build_image(rf);
+	err = err ? err : lb_runfile_write(rf, good);
+	b = err ? NULL : slurp(good, &n);
+	ok(b && seal_matches_doc(b, n),
+	   "seal: 512-byte header = magic, format, byte count and zlib CRC-32 of the rest");
+	if (!b || n < 4096) {
+		ok(0, "seal: no file to damage");
+		lb_runfile_free(rf);
+		free(b);
+		return;
+	}
+
+	/* one bit flipped in the middle */
+	tpath(p, sizeof p, "flipped.h5");
+	b[n / 2] ^= 0x10;
+	write_bytes(p, b, n);
+	b[n / 2] ^= 0x10;
+	err = lb_runfile_read(p, &got);
+	snprintf(msg, sizeof msg, "'%s' is not a readable HDF5 file (damaged, or changed after", p);
+	ok(err == LB_ERR_HDF5 && has(lb_error_message(), msg) && !got,
+	   "read: one flipped bit is caught by the CRC");
+	diag("%s", lb_error_message());
+	setenv("LOWBIT_UNCHECKED_RUNFILES", "1", 1);
+	ok(lb_runfile_check_seal(p) == LB_OK, "LOWBIT_UNCHECKED_RUNFILES=1 skips the check");
+	unsetenv("LOWBIT_UNCHECKED_RUNFILES");
+
+	/* bytes appended */
+	tpath(p, sizeof p, "extended.h5");
+	{
+		unsigned char *x = malloc(n + 100);
+		if (x) {
+			memcpy(x, b, n);
+			memset(x + n, 0, 100);
+			write_bytes(p, x, n + 100);
+		}
+		free(x);
+	}
+	err = lb_runfile_read(p, &got);
+	snprintf(msg, sizeof msg, "(damaged, or changed after lowbit wrote it: %zu bytes and CRC-32",
+		 n + 100 - LB_RUNFILE_USERBLOCK);
+	ok(err == LB_ERR_HDF5 && has(lb_error_message(), msg) && !got,
+	   "read: a file with bytes appended is refused");
+
+	/* the header itself damaged: a digit of the byte count, then the magic */
+	tpath(p, sizeof p, "badseal.h5");
+	{
+		char *bytes_at = strstr((char *)b, "bytes ");
+		if (bytes_at) {
+			bytes_at[6] = bytes_at[6] == '9' ? '1' : (char)(bytes_at[6] + 1);
+			write_bytes(p, b, n);
+			err = lb_runfile_read(p, &got);
+			ok(err == LB_ERR_HDF5 && has(lb_error_message(), "truncated or foreign") && !got,
+			   "read: a wrong byte count in the seal");
+		} else {
+			ok(0, "seal: no byte count in the header");
+		}
+	}
+	free(b);
+	b = slurp(good, &n);
+	if (b) {
+		b[17] = 'X'; /* "format" -> "fXrmat" */
+		write_bytes(p, b, n);
+		err = lb_runfile_read(p, &got);
+		ok(err == LB_ERR_HDF5 && has(lb_error_message(), "seal, the first 512 bytes, is not well formed") && !got,
+		   "read: a malformed seal");
+		b[17] = 'o';
+		b[300] = 'z'; /* garbage in the zero padding */
+		write_bytes(p, b, n);
+		err = lb_runfile_read(p, &got);
+		ok(err == LB_ERR_HDF5 && has(lb_error_message(), "is not well formed") && !got,
+		   "read: garbage in the seal's padding");
+		b[300] = 0;
+		b[0] = 'L';
+		write_bytes(p, b, n);
+		err = lb_runfile_read(p, &got);
+		ok(err == LB_ERR_HDF5 && has(lb_error_message(), "(truncated or foreign)") && !got,
+		   "read: a damaged magic");
+		b[0] = 'l';
+	}
+
+	/* a seal from a newer lowbit: refused by its format before the CRC */
+	if (b) {
+		char *f = strstr((char *)b, "format ");
+		tpath(p, sizeof p, "newseal.h5");
+		if (f) {
+			f[7] = (char)('0' + LB_RUNFILE_FORMAT + 1);
+			write_bytes(p, b, n);
+			err = lb_runfile_read(p, &got);
+			snprintf(msg, sizeof msg, "'%s' has format version %d; this lowbit reads up to %d",
+				 p, LB_RUNFILE_FORMAT + 1, LB_RUNFILE_FORMAT);
+			ok(err == LB_ERR_HDF5 && has(lb_error_message(), msg) && !got,
+			   "read: newer format version (seal)");
+		}
+	}
+	free(b);
+
+	/* sealing a file without the user block would overwrite its superblock */
+	tpath(p, sizeof p, "foreign.h5");
+	b = slurp(p, &n);
+	err = lb_runfile_seal(p);
+	{
+		size_t n2 = 0;
+		unsigned char *b2 = slurp(p, &n2);
+		ok(err == LB_ERR_HDF5 && has(lb_error_message(), "has no 512-byte HDF5 user block") &&
+			   b && b2 && n2 == n && !memcmp(b, b2, n),
+		   "seal: refuses a file without the user block and leaves it as it was");
+		free(b2);
+	}
+	free(b);
+	lb_runfile_free(rf);
 	lb_runfile_free(got);
 }
 
@@ -773,6 +920,7 @@ int main(void)
 	test_roundtrip();
 	test_atomic();
 	test_read_errors();
+	test_seal();
 	test_truncate();
 	test_remove();
 	test_visit();
