@@ -25,7 +25,7 @@
 
 struct run_args {
 	const char *spec, *dir;
-	int retry_failed, force_new_plan, quiet;
+	int retry_failed, force_new_plan, quiet, fail_fast;
 	long index;          /* trial: -1 = from the environment */
 	long max_trials;     /* sweep: 0 = all */
 	int dummy;
@@ -50,6 +50,9 @@ static const char sweep_usage[] =
 	"                          are the same config and are kept\n"
 	"      --max-trials N      start at most N trials this time (exit 75 if some\n"
 	"                          are left)\n"
+	"      --fail-fast         the first trial that fails or diverges stops the\n"
+	"                          sweep: no new trials start, running ones finish\n"
+	"                          (exit 1); run again to go on\n"
 	"  -q, --quiet             only warnings, errors and the final lines\n"
 	"  -h, --help              this text\n"
 	"\n"
@@ -89,13 +92,14 @@ static int parse_long(const char *s, long lo, long *out)
 static int parse_run_args(int argc, char **argv, const char *cmd, const char *usage,
 			  struct run_args *a)
 {
-	enum { OPT_RETRY = 256, OPT_FORCE, OPT_MAX, OPT_DUMMY, OPT_DFAIL, OPT_DDIV };
+	enum { OPT_RETRY = 256, OPT_FORCE, OPT_MAX, OPT_DUMMY, OPT_DFAIL, OPT_DDIV, OPT_FFAST };
 	static const struct option longopts[] = {
 		{"output", required_argument, NULL, 'o'},
 		{"index", required_argument, NULL, 'i'},
 		{"retry-failed", no_argument, NULL, OPT_RETRY},
 		{"force-new-plan", no_argument, NULL, OPT_FORCE},
 		{"max-trials", required_argument, NULL, OPT_MAX},
+		{"fail-fast", no_argument, NULL, OPT_FFAST},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"dummy-sleep-ms", required_argument, NULL, OPT_DUMMY},
@@ -137,6 +141,11 @@ static int parse_run_args(int argc, char **argv, const char *cmd, const char *us
 				lb_cli_error("sweep: --max-trials: '%s' is not a number >= 1", optarg);
 				return LB_EXIT_USAGE;
 			}
+			break;
+		case OPT_FFAST:
+			if (is_trial)
+				goto unknown;
+			a->fail_fast = 1;
 			break;
 		case 'q':
 			a->quiet = 1;
@@ -328,7 +337,8 @@ static void on_stop(int sig)
 struct sweep_ctx {
 	const struct loaded *l;
 	unsigned started, finished, n_todo;
-	int quiet;
+	int quiet, fail_fast;
+	int first_bad; /* --fail-fast: the trial that stopped the sweep, or -1 */
 };
 
 static void on_event(int index, enum lb_trial_state state, const char *msg, int group, void *ctx)
@@ -350,6 +360,12 @@ static void on_event(int index, enum lb_trial_state state, const char *msg, int 
 	} else {
 		lb_log(LB_LOG_WARN, "trial %d (%s) %s: %s [%u/%u finished]", index, p->trials[index].id,
 		       lb_trial_state_name(state), msg, c->finished, c->n_todo);
+		/* The coordinator reads stop_flag before each hand-out. */
+		if (c->fail_fast && c->first_bad < 0 &&
+		    (state == LB_TRIAL_FAILED || state == LB_TRIAL_DIVERGED)) {
+			c->first_bad = index;
+			stop_flag = 1;
+		}
 	}
 }
 
@@ -499,7 +515,8 @@ int lb_cmd_sweep(int argc, char **argv)
 	x.dummy_cfg.sleep_s = a.dummy_sleep_ms / 1000.0;
 	x.dummy_cfg.fail_index = (int)a.dummy_fail;
 	x.dummy_cfg.diverge_index = (int)a.dummy_diverge;
-	struct sweep_ctx c = {.l = &l, .n_todo = (unsigned)n_todo, .quiet = a.quiet};
+	struct sweep_ctx c = {.l = &l, .n_todo = (unsigned)n_todo, .quiet = a.quiet,
+			      .fail_fast = a.fail_fast, .first_bad = -1};
 	struct sigaction sa, old_term, old_usr1;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_stop;
@@ -524,10 +541,17 @@ int lb_cmd_sweep(int argc, char **argv)
 		print_errors(lb_error_message());
 		status = LB_EXIT_ERROR;
 	} else if (rank == 0) {
-		if (stop_flag)
+		if (stop_signal)
 			lb_log(LB_LOG_WARN, "stopped by signal %d: no new trials were started",
 			       (int)stop_signal);
+		else if (c.first_bad >= 0)
+			lb_log(LB_LOG_WARN,
+			       "--fail-fast: trial %d (%s) did not succeed, so no new trials were "
+			       "started; the same command goes on (--retry-failed runs it again)",
+			       c.first_bad, l.rec->trials[c.first_bad].id);
 		status = sweep_outcome(&a, &l, stop_flag || limited);
+		if (c.first_bad >= 0 && !stop_signal)
+			status = LB_EXIT_ERROR;
 	} else {
 		status = LB_EXIT_OK;
 	}

@@ -84,6 +84,32 @@ launch 1 sweep "$SPEC" -o "$D" --dummy-sleep-ms 1 --retry-failed -q >/dev/null 2
 [ $? -eq 0 ] && [ "$(count "$D" done)" = $N ]
 ok $? "--retry-failed runs it again"
 
+# --fail-fast: the first failure stops the hand-out; the rest stays pending
+D=$T/ffast
+launch 1 sweep "$SPEC" -o "$D" --dummy-sleep-ms 1 --dummy-fail 4 --fail-fast -q >/dev/null 2>"$T/err"
+rc=$?
+[ $rc -eq 1 ] && [ "$(count "$D" done)" = 4 ] && [ "$(count "$D" failed)" = 1 ] &&
+	[ "$(count "$D" pending)" = 7 ] && grep -q -- "--fail-fast: trial 4 (.*) did not succeed" "$T/err"
+ok $? "--fail-fast on 1 process: 4 done, 1 failed, 7 pending, exit 1 (got $rc)"
+if [ -n "${MPIRUN:-}" ] && command -v "$MPIRUN" >/dev/null; then
+	D=$T/ffast2
+	launch 2 sweep "$SPEC" -o "$D" --dummy-sleep-ms 1 --dummy-diverge 2 --fail-fast -q >/dev/null 2>"$T/err"
+	rc=$?
+	[ $rc -eq 1 ] && [ "$(count "$D" diverged)" = 1 ] && [ "$(count "$D" done)" = 2 ] &&
+		[ "$(count "$D" pending)" = 9 ]
+	ok $? "--fail-fast on 2 ranks: a divergence stops the sweep (exit $rc)"
+	launch 2 sweep "$SPEC" -o "$D" --dummy-sleep-ms 1 -q >/dev/null 2>"$T/err"
+	rc=$?
+	[ $rc -eq 1 ] && [ "$(count "$D" done)" = 11 ] && [ "$(attempts "$D" | sort -u)" = 1 ]
+	ok $? "... the same command without it runs the rest once each (exit $rc)"
+else
+	echo "ok $((n + 1)) # SKIP no MPI launcher"; n=$((n + 1))
+	echo "ok $((n + 1)) # SKIP no MPI launcher"; n=$((n + 1))
+fi
+launch 1 trial "$SPEC" -o "$T/ffast3" --index 0 --fail-fast --dummy-sleep-ms 1 >/dev/null 2>"$T/err"
+[ $? -eq 2 ] && grep -q "trial: unknown option '--fail-fast'" "$T/err"
+ok $? "trial refuses --fail-fast (one trial: nothing to stop)"
+
 # 4 ranks as one group of 3
 if [ -n "${MPIRUN:-}" ] && command -v "$MPIRUN" >/dev/null; then
 	sed 's/^seeds:.*/seeds: [1]\nresources: {ranks_per_trial: 3}/' "$SPEC" >"$T/k3.yaml"
