@@ -195,6 +195,9 @@ static const cyaml_schema_field_t train_fields[] = {
 	CYAML_FIELD_UINT("max_steps", OPT, struct lb_train_cfg, max_steps),
 	CYAML_FIELD_ENUM("parallel", STRICT_ENUM, struct lb_train_cfg, parallel, parallel_strings,
 			 N_OF(parallel_strings)),
+	CYAML_FIELD_SEQUENCE_COUNT("snapshot_steps", OPT | CYAML_FLAG_POINTER | CYAML_FLAG_FLOW,
+				   struct lb_train_cfg, snapshot_steps, n_snapshot_steps, &uint_entry,
+				   0, CYAML_UNLIMITED),
 	CYAML_FIELD_END
 };
 
@@ -408,6 +411,7 @@ static const char config_defaults[] =
 	"    checkpoint_every: 1\n"
 	"    max_steps: 0\n"
 	"    parallel: deterministic\n"
+	"    snapshot_steps: []\n"
 	"  optimizer:\n"
 	"    kind: sgd\n"
 	"    lr: 0.02\n"
@@ -1970,6 +1974,16 @@ static int validate(const struct load *ld, const struct lb_config *c)
 		}
 	}
 
+	for (unsigned i = 0; i < c->train.n_snapshot_steps; i++) {
+		const unsigned *k = c->train.snapshot_steps;
+		if (k[i] < 1 || (i && k[i] <= k[i - 1])) {
+			char key[64];
+			snprintf(key, sizeof key, "train.snapshot_steps[%u]", i);
+			return bad(ld, key, "%u breaks the order (allowed: strictly increasing steps >= 1)",
+				   k[i]);
+		}
+	}
+
 	/* schedule */
 	if (s->step_size < 1)
 		return bad(ld, "schedule.step_size", "0 is out of range (allowed: >= 1)");
@@ -2111,6 +2125,31 @@ void lb_config_free(struct lb_config *cfg)
 		return;
 	lb_cyaml_config(&cc, NULL, CYAML_CFG_STYLE_BLOCK);
 	cyaml_free(&cc, &config_schema, cfg, 0);
+}
+
+static int cmp_unsigned(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+	return (x > y) - (x < y);
+}
+
+int lb_config_add_snapshot_steps(struct lb_config *cfg, const unsigned *steps, unsigned n)
+{
+	struct lb_train_cfg *t = &cfg->train;
+	/* realloc: the array belongs to libcyaml's allocator (realloc/free) */
+	unsigned *k = realloc(t->snapshot_steps, (t->n_snapshot_steps + n + 1) * sizeof *k);
+	unsigned m = 0;
+	if (!k)
+		return lb_error(LB_ERR_OOM, "out of memory");
+	memcpy(k + t->n_snapshot_steps, steps, n * sizeof *k);
+	t->snapshot_steps = k;
+	t->n_snapshot_steps += n;
+	qsort(k, t->n_snapshot_steps, sizeof *k, cmp_unsigned);
+	for (unsigned i = 0; i < t->n_snapshot_steps; i++)
+		if (!m || k[i] != k[m - 1])
+			k[m++] = k[i];
+	t->n_snapshot_steps = m;
+	return LB_OK;
 }
 
 /* ---- dump, hash, flatten ---- */

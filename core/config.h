@@ -103,6 +103,8 @@ struct lb_train_cfg {
 	unsigned checkpoint_every; /* epochs between checkpoints (1) */
 	unsigned max_steps;    /* stop after N steps in total (0 = no limit; for tests) */
 	enum lb_parallel_mode parallel; /* deterministic (default) | fast */
+	unsigned *snapshot_steps; /* keep the parameters after these steps (late rewinding) */
+	unsigned n_snapshot_steps;
 };
 
 struct lb_param_group_cfg {
@@ -294,6 +296,9 @@ int lb_config_load(const char *path, const char *const *overrides, int n_overrid
 int lb_config_load_string(const char *yaml, const char *origin, const char *const *overrides,
 			  int n_overrides, struct lb_config **out);
 void lb_config_free(struct lb_config *cfg);
+/* Add steps to train.snapshot_steps (kept sorted, without repeats): a sweep
+ * asks the stage a rewind to step K reads from to keep step K. */
+int lb_config_add_snapshot_steps(struct lb_config *cfg, const unsigned *steps, unsigned n);
 
 /* Gradient-L1: is the regulariser configured, and its two weights
  * (lambda for both terms, or lambda_w and lambda_a). */

@@ -69,6 +69,7 @@ struct run {
 	 * with the same metrics. All 0 at an epoch boundary. */
 	int epoch_step;
 	int stop_sig;        /* the stop signal the ranks agreed on (0: none) */
+	int snap_rc;         /* rank 0: a train.snapshot_steps snapshot failed (agreed per epoch) */
 	double epoch_loss_sum, epoch_hits, epoch_penalty_sum, epoch_seconds;
 	/* Gradient-L1 (cfg->gradl1): the R-pass state, the direction V, the
 	 * reduced cross-entropy gradient and this rank's R{g}; the two terms of
@@ -276,6 +277,30 @@ out:
 	free(macs);
 	free(ops);
 	return rc;
+}
+
+static int put_tensors(struct run *r, const char *prefix, const float *block,
+		       const struct lb_param *ps, int n);
+
+/* train.snapshot_steps: after step K (rank 0), the parameters and buffers go
+ * to snapshots/step_K/ for a later rewind to step K (late rewinding of the
+ * lottery ticket). A resume that re-runs step K takes the same snapshot. */
+static int snapshot_if_asked(struct run *r)
+{
+	const struct lb_train_cfg *t = &r->cfg->train;
+	char prefix[64];
+	int rc;
+	for (unsigned i = 0; i < t->n_snapshot_steps; i++) {
+		if ((long)t->snapshot_steps[i] != r->step)
+			continue;
+		snprintf(prefix, sizeof prefix, "snapshots/step_%ld/weights", r->step);
+		rc = put_tensors(r, prefix, r->model->w, r->model->params, r->model->n_params);
+		snprintf(prefix, sizeof prefix, "snapshots/step_%ld/buffers", r->step);
+		rc = rc ? rc : put_tensors(r, prefix, r->model->buf, r->model->buffers,
+					   r->model->n_buffers);
+		return rc;
+	}
+	return LB_OK;
 }
 
 static int put_tensors(struct run *r, const char *prefix, const float *block,
@@ -879,6 +904,8 @@ static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opt
 		lb_optim_step(r->opt, m->w, m->g, lr);
 		lb_model_quant_after_step(m);
 		r->step++;
+		if (r->rank == 0 && !r->snap_rc)
+			r->snap_rc = snapshot_if_asked(r);
 		if (!opts->quiet && cfg->train.log_every && (s + 1) % cfg->train.log_every == 0) {
 			double rate = (double)(seen - (long)s0 * B) / (lb_now() - t0);
 			char eta[32];
@@ -1108,6 +1135,14 @@ static int load_named(const struct lb_runfile *rf, const char *file, const char 
 	return LB_OK;
 }
 
+static int count_array(const char *path, enum lb_dtype dt, int rank, const uint64_t *dims,
+		       const void *data, void *ctx)
+{
+	(void)path, (void)dt, (void)rank, (void)dims, (void)data;
+	++*(int *)ctx;
+	return 0;
+}
+
 /* Stage inputs (train.h): starting parameters from another run file, and
  * weight bits fixed from a learned-bits run. Every rank reads the files. */
 static int stage_inputs(struct run *r, const struct lb_train_opts *opts)
@@ -1117,6 +1152,16 @@ static int stage_inputs(struct run *r, const struct lb_train_opts *opts)
 	int rc = LB_OK;
 	if (opts->init_from) {
 		int final = opts->init_snapshot == LB_SNAPSHOT_FINAL, missing = 0;
+		char wpath[96], bpath[96], what[64];
+		if (opts->init_snapshot == LB_SNAPSHOT_STEP) {
+			snprintf(wpath, sizeof wpath, "snapshots/step_%ld/weights", opts->init_step);
+			snprintf(bpath, sizeof bpath, "snapshots/step_%ld/buffers", opts->init_step);
+			snprintf(what, sizeof what, "step-%ld", opts->init_step);
+		} else {
+			snprintf(wpath, sizeof wpath, "%s/weights", final ? "final" : "init");
+			snprintf(bpath, sizeof bpath, "%s/buffers", final ? "final" : "init");
+			snprintf(what, sizeof what, "%s", final ? "final" : "initial");
+		}
 		rc = lb_runfile_read(opts->init_from, &rf);
 		if (rc)
 			return lb_error_prefix(rc, "cannot start from '%s'", opts->init_from);
@@ -1128,10 +1173,20 @@ static int stage_inputs(struct run *r, const struct lb_train_opts *opts)
 				      opts->init_from, status ? status : "missing");
 			goto out;
 		}
-		rc = load_named(rf, opts->init_from, final ? "final/weights" : "init/weights", m->w,
-				m->params, m->n_params, &missing);
-		rc = rc ? rc : load_named(rf, opts->init_from, final ? "final/buffers" : "init/buffers",
-					  m->buf, m->buffers, m->n_buffers, &missing);
+		int arrays = 0;
+		if (opts->init_snapshot == LB_SNAPSHOT_STEP)
+			lb_runfile_visit_arrays(rf, wpath, count_array, &arrays);
+		if (opts->init_snapshot == LB_SNAPSHOT_STEP && !arrays) {
+			rc = lb_error(LB_ERR_STATE,
+				      "%s: no snapshot at step %ld (the run keeps the steps in its "
+				      "train.snapshot_steps%s)",
+				      opts->init_from, opts->init_step,
+				      status && strcmp(status, "done") ? ", once it reaches them" : "");
+			goto out;
+		}
+		rc = load_named(rf, opts->init_from, wpath, m->w, m->params, m->n_params, &missing);
+		rc = rc ? rc : load_named(rf, opts->init_from, bpath, m->buf, m->buffers, m->n_buffers,
+					  &missing);
 		if (rc)
 			goto out;
 		/* an FP (or other-quantizer) run, or one whose grids were sized for
@@ -1150,20 +1205,17 @@ static int stage_inputs(struct run *r, const struct lb_train_opts *opts)
 			/* only what the run lacks is new: load the rest again (e.g. a BSQ
 			 * fine-tune keeps the step its BSQ run ended with) */
 			if (!other_bits) {
-				rc = load_named(rf, opts->init_from,
-						final ? "final/weights" : "init/weights", m->w, m->params,
+				rc = load_named(rf, opts->init_from, wpath, m->w, m->params,
 						m->n_params, &missing);
-				rc = rc ? rc : load_named(rf, opts->init_from,
-							  final ? "final/buffers" : "init/buffers",
-							  m->buf, m->buffers, m->n_buffers, &missing);
+				rc = rc ? rc : load_named(rf, opts->init_from, bpath, m->buf,
+							  m->buffers, m->n_buffers, &missing);
 				if (rc)
 					goto out;
 			}
 		}
 		lb_runfile_free(rf);
 		rf = NULL;
-		lb_log(LB_LOG_INFO, "starting from the %s parameters of %s", final ? "final" : "initial",
-		       opts->init_from);
+		lb_log(LB_LOG_INFO, "starting from the %s parameters of %s", what, opts->init_from);
 	}
 	if (opts->bits_from) {
 		enum lb_dtype dt;
@@ -1331,6 +1383,20 @@ static int train_run(const struct lb_config *cfg, const struct lb_train_opts *op
 		goto out;
 	r.B_shard = (int)(cfg->train.batch / cfg->train.shards);
 	r.steps_per_epoch = r.train.n / (int)cfg->train.batch;
+	if (!rc && cfg->train.n_snapshot_steps) {
+		long total = (long)cfg->train.epochs * r.steps_per_epoch;
+		unsigned last = cfg->train.snapshot_steps[cfg->train.n_snapshot_steps - 1];
+		if (cfg->train.max_steps && (long)cfg->train.max_steps < total)
+			total = (long)cfg->train.max_steps;
+		if ((long)last > total)
+			rc = lb_error(LB_ERR_CONFIG,
+				      "train.snapshot_steps: step %u is after the last step (%ld: %u "
+				      "epochs of %d steps)",
+				      last, total, cfg->train.epochs, r.steps_per_epoch);
+		rc = lb_comm_agree(comm, rc);
+		if (rc)
+			goto out;
+	}
 	rc = lb_model_build(cfg, r.train.H, r.train.W, r.train.C, 10, r.B_shard,
 			    (int)cfg->train.eval_batch, &r.model);
 	if (!rc) {
@@ -1416,7 +1482,7 @@ static int train_run(const struct lb_config *cfg, const struct lb_train_opts *op
 			lb_log(LB_LOG_INFO, "epoch %d/%u: validation loss %.4f acc %.2f%%", e + 1,
 			       cfg->train.epochs, vl, 100 * va);
 		if (r.rank == 0) {
-			rc = lb_runfile_append(r.rf, "metrics/epoch", &row, 1);
+			rc = r.snap_rc ? r.snap_rc : lb_runfile_append(r.rf, "metrics/epoch", &row, 1);
 			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/train_loss", &tl, 1);
 			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/train_acc", &ta, 1);
 			rc = rc ? rc : lb_runfile_append(r.rf, "metrics/test_loss", &test_loss, 1);

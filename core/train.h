@@ -27,6 +27,8 @@ struct lb_train_opts {
 	const char *init_from;    /* run file to take the starting parameters from (NULL: fresh
 				   * init from cfg->seed); the model shapes must match */
 	int init_snapshot;        /* enum lb_snapshot: which parameters of init_from */
+	long init_step;           /* LB_SNAPSHOT_STEP: K, a step in init_from's
+				   * train.snapshot_steps (snapshots/step_K/) */
 	const char *bits_from;    /* run file of a learned-bit-width run: its final per-layer
 				   * weight bits (quant/learned_w_bits) replace this run's weight
 				   * bits and learning of bits is switched off (NULL: none) */
@@ -34,7 +36,8 @@ struct lb_train_opts {
 
 enum lb_snapshot {
 	LB_SNAPSHOT_INIT = 0,     /* the parameters before the first step (rewind to theta0) */
-	LB_SNAPSHOT_FINAL = 1     /* the parameters after the last step (fine-tune, PTQ) */
+	LB_SNAPSHOT_FINAL = 1,    /* the parameters after the last step (fine-tune, PTQ) */
+	LB_SNAPSHOT_STEP = 2      /* the parameters after step init_step (late rewinding) */
 };
 
 struct lb_train_result {

@@ -448,8 +448,16 @@ int lb_cmd_sweep(int argc, char **argv)
 	struct run_args a;
 	struct loaded l;
 	int rank, world, status = parse_run_args(argc, argv, "sweep", sweep_usage, &a);
+	struct sigaction sa, old_term, old_usr1;
 	if (status >= 0)
 		return status;
+	/* From the start: a stop signal while the spec is loaded and the folder
+	 * judged must end in 75 like one during the trials, not kill the rank
+	 * (the error returns below leave the handler to the exiting process). */
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, &old_term);
+	sigaction(SIGUSR1, &sa, &old_usr1);
 	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &world);
 	if (a.quiet)
@@ -517,11 +525,6 @@ int lb_cmd_sweep(int argc, char **argv)
 	x.dummy_cfg.diverge_index = (int)a.dummy_diverge;
 	struct sweep_ctx c = {.l = &l, .n_todo = (unsigned)n_todo, .quiet = a.quiet,
 			      .fail_fast = a.fail_fast, .first_bad = -1};
-	struct sigaction sa, old_term, old_usr1;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_stop;
-	sigaction(SIGTERM, &sa, &old_term);
-	sigaction(SIGUSR1, &sa, &old_usr1);
 	if (world == 1) {
 		for (int i = 0; i < n_todo && !stop_flag; i++) {
 			char msg[512];

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT
  * `lowbit train CONFIG.yaml [-o DIR] [--set key=value ...] [--resume]`:
  * one run, in-process (core/train.c does the work). */
+#include <errno.h>
 #include <getopt.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -22,10 +23,11 @@ static const char usage[] =
 	"  -s, --set KEY=VALUE     override a config key, e.g. --set optimizer.lr=0.05\n"
 	"                          (repeatable; VALUE in YAML syntax: 0.1, adam, [60, 80])\n"
 	"  -r, --resume            continue DIR/<name>.h5 from its last checkpoint\n"
-	"      --stage-init RUN.h5:init|final\n"
-	"                          start from the initial (theta0) or final parameters\n"
-	"                          of another run (tensors matched by name; quantizer\n"
-	"                          parameters it lacks are initialised anew)\n"
+	"      --stage-init RUN.h5:init|final|step:K\n"
+	"                          start from the initial (theta0), final, or step-K\n"
+	"                          parameters of another run (step K: one of its\n"
+	"                          train.snapshot_steps; tensors matched by name;\n"
+	"                          quantizer parameters it lacks are initialised anew)\n"
 	"      --stage-bits RUN.h5 train at the weight bits learned by another run\n"
 	"                          (its quant/learned_w_bits); learning bits is off\n"
 	"      --print-config      print the resolved configuration (YAML) and exit\n"
@@ -46,6 +48,7 @@ int lb_cmd_train(int argc, char **argv)
 	const char *init_from = NULL, *bits_from = NULL;
 	char init_path[4096];
 	int init_snapshot = LB_SNAPSHOT_INIT;
+	long init_step = 0;
 	enum { OPT_PRINT = 256, OPT_CRASH, OPT_STAGE_INIT, OPT_STAGE_BITS, OPT_SIGNAL,
 	       OPT_SIGNAL_CKPT };
 	static const struct option longopts[] = {
@@ -126,17 +129,31 @@ int lb_cmd_train(int argc, char **argv)
 		case OPT_STAGE_INIT: {
 			const char *colon = strrchr(optarg, ':');
 			const char *snap = colon ? colon + 1 : "";
-			if (!colon || colon == optarg || (strcmp(snap, "init") && strcmp(snap, "final")) ||
+			char *end = NULL;
+			long k = 0;
+			/* RUN.h5:step:K */
+			if (colon && colon - optarg >= 5 && !strncmp(colon - 5, ":step", 5)) {
+				errno = 0;
+				k = strtol(snap, &end, 10);
+				if (errno || end == snap || *end || k < 1)
+					end = NULL;
+				snap = "step";
+				colon -= 5;
+			}
+			if (!colon || colon == optarg ||
+			    (strcmp(snap, "init") && strcmp(snap, "final") && !(end && k >= 1)) ||
 			    (size_t)(colon - optarg) >= sizeof init_path) {
-				lb_cli_error("--stage-init: '%s' is not a snapshot (allowed: init, final, "
-					     "as RUN.h5:init or RUN.h5:final)",
-					     snap);
+				lb_cli_error("--stage-init: '%s' is not a snapshot (allowed: RUN.h5:init, "
+					     "RUN.h5:final, RUN.h5:step:K with K >= 1)",
+					     colon ? colon + 1 : optarg);
 				status = LB_EXIT_USAGE;
 				goto out;
 			}
 			snprintf(init_path, sizeof init_path, "%.*s", (int)(colon - optarg), optarg);
 			init_from = init_path;
-			init_snapshot = strcmp(snap, "final") == 0 ? LB_SNAPSHOT_FINAL : LB_SNAPSHOT_INIT;
+			init_snapshot = !strcmp(snap, "final") ? LB_SNAPSHOT_FINAL
+					: !strcmp(snap, "step") ? LB_SNAPSHOT_STEP : LB_SNAPSHOT_INIT;
+			init_step = k;
 			break;
 		}
 		case OPT_STAGE_BITS:
@@ -186,7 +203,8 @@ int lb_cmd_train(int argc, char **argv)
 	struct lb_train_opts opts = {
 		.out_dir = out_dir, .resume = resume, .crash_at_step = crash_at, .quiet = quiet,
 		.signal_at_step = signal_at, .signal_in_checkpoint = signal_in_checkpoint,
-		.init_from = init_from, .init_snapshot = init_snapshot, .bits_from = bits_from};
+		.init_from = init_from, .init_snapshot = init_snapshot, .init_step = init_step,
+		.bits_from = bits_from};
 	struct lb_train_result res;
 	int rc = lb_train_run(cfg, &opts, MPI_COMM_WORLD, &res);
 	if (rc == LB_ERR_SIGNAL) {

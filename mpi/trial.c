@@ -6,15 +6,16 @@
  *     (init_from = input's run file, LB_SNAPSHOT_FINAL);
  *   rewind: no run of its own; a stage whose input is a rewind starts from
  *     the initial parameters of the rewind's input (LB_SNAPSHOT_INIT: the
- *     theta0 that stage started from);
+ *     theta0 that stage started from), or with rewind_to: step:K from its
+ *     parameters after step K (LB_SNAPSHOT_STEP: the plan adds K to that
+ *     stage's train.snapshot_steps, sweeps/expand.c);
  *   retrain (and fine_tune when it names one): also bits_from = the run file
  *     of its bits_from stage (the weight bits it learned: SRQ gates, WaveQ
  *     beta, BSQ precision).
  *   ptq_eval: a copy of its input's run file with the post-training
  *     quantization grid of core/ptq.h (default grid and protocol) added; the
  *     copy is renamed into place only when the grid is complete.
- * rewind_to: step:K is refused before a sweep starts
- * (lb_sweep_check_runnable): the trainer keeps no snapshot at step K. */
+ */
 #include "trial.h"
 
 #include <errno.h>
@@ -29,28 +30,24 @@
 #include "signals.h"
 #include "train.h"
 
-static int stage_index(const struct lb_sweep_spec *sp, const char *name)
-{
-	for (unsigned s = 0; name && s < sp->n_stages; s++)
-		if (!strcmp(sp->stages[s].name, name))
-			return (int)s;
-	return -1;
-}
-
 /* Where stage s starts from: *from = stage index whose run file holds the
- * parameters (-1: fresh initialisation), *snapshot which of them. */
-static void stage_source(const struct lb_sweep_spec *sp, int s, int *from, int *snapshot)
+ * parameters (-1: fresh initialisation), *snapshot which of them, *step the
+ * K of LB_SNAPSHOT_STEP. */
+static void stage_source(const struct lb_sweep_spec *sp, int s, int *from, int *snapshot,
+			 long *step)
 {
-	int in = stage_index(sp, sp->stages[s].input);
+	int in = lb_sweep_stage_index(sp, sp->stages[s].input);
 	*from = -1;
 	*snapshot = LB_SNAPSHOT_FINAL;
+	*step = 0;
 	if (in < 0)
 		return;
-	/* a rewind (of a rewind ...) goes back to its input's initial parameters */
+	/* a rewind (of a rewind ...) goes back to the initial parameters of the
+	 * stage before it, or to its step K when the nearest rewind says so */
 	if (sp->stages[in].kind == LB_STAGE_REWIND) {
-		while (in >= 0 && sp->stages[in].kind == LB_STAGE_REWIND)
-			in = stage_index(sp, sp->stages[in].input);
-		*snapshot = LB_SNAPSHOT_INIT;
+		*step = lb_sweep_rewind_step(&sp->stages[in]);
+		*snapshot = *step ? LB_SNAPSHOT_STEP : LB_SNAPSHOT_INIT;
+		in = lb_sweep_rewind_source(sp, in);
 	}
 	*from = in;
 }
@@ -65,11 +62,6 @@ int lb_sweep_check_runnable(const struct lb_sweep_plan *plan)
 					"%s: stages.%s: ptq_eval needs an input (allowed: input: <an "
 					"earlier training stage>)",
 					plan->sweep->origin, st->name);
-		if (st->kind == LB_STAGE_REWIND && st->rewind_to && strcmp(st->rewind_to, "init"))
-			return lb_error(LB_ERR_CONFIG,
-					"%s: stages.%s.rewind_to: '%s' cannot run yet (allowed: init; the "
-					"trainer keeps no snapshot at step K)",
-					plan->sweep->origin, st->name, st->rewind_to);
 		if (s + 1 == sp->n_stages && st->kind == LB_STAGE_REWIND)
 			return lb_error(LB_ERR_CONFIG,
 					"%s: stages.%s: a rewind cannot be the last stage (it trains "
@@ -198,7 +190,8 @@ static enum lb_trial_state run_training(const struct lb_sweep_exec *x, unsigned 
 			continue;
 		if (st && st->kind == LB_STAGE_PTQ_EVAL) {
 			int from, snap, grank, rc = LB_OK;
-			stage_source(sp, s, &from, &snap);
+			long step;
+			stage_source(sp, s, &from, &snap, &step);
 			if (from < 0 || full_path(from_path, sizeof from_path, x, index, from) ||
 			    snprintf(bits_path, sizeof bits_path, "%s.ptq-tmp", path) >=
 				    (int)sizeof bits_path) {
@@ -239,7 +232,8 @@ static enum lb_trial_state run_training(const struct lb_sweep_exec *x, unsigned 
 		struct lb_train_opts opts = {.run_path = path, .resume = 1, .quiet = 1};
 		if (st) {
 			int from, snap;
-			stage_source(sp, s, &from, &snap);
+			long step;
+			stage_source(sp, s, &from, &snap, &step);
 			if (from >= 0) {
 				if (full_path(from_path, sizeof from_path, x, index, from)) {
 					snprintf(msg, len, "trial path too long under '%s'", x->dir);
@@ -247,8 +241,9 @@ static enum lb_trial_state run_training(const struct lb_sweep_exec *x, unsigned 
 				}
 				opts.init_from = from_path;
 				opts.init_snapshot = snap;
+				opts.init_step = step;
 			}
-			int b = stage_index(sp, st->bits_from);
+			int b = lb_sweep_stage_index(sp, st->bits_from);
 			if ((st->kind == LB_STAGE_RETRAIN || st->kind == LB_STAGE_FINE_TUNE) && b >= 0) {
 				if (full_path(bits_path, sizeof bits_path, x, index, b)) {
 					snprintf(msg, len, "trial path too long under '%s'", x->dir);

@@ -252,6 +252,21 @@ static int load_blamed(struct ctx *c, const struct lb_sweep_trial *t, const char
 
 /* Fill trial t (index, point, replicate and axis_values set). Returns LB_OK,
  * LB_ERR_OOM, or LB_ERR_CONFIG after recording the message. */
+/* A rewind to step K reads stage s's snapshot at step K: s keeps it
+ * (train.snapshot_steps; part of the stage's config, so of the trial id). */
+static int add_rewind_steps(const struct lb_sweep_spec *sp, unsigned s, struct lb_config *cfg)
+{
+	for (unsigned r = 0; r < sp->n_stages; r++) {
+		unsigned k = lb_sweep_rewind_step(&sp->stages[r]);
+		if (k && lb_sweep_rewind_source(sp, (int)r) == (int)s) {
+			int rc = lb_config_add_snapshot_steps(cfg, &k, 1);
+			if (rc)
+				return rc;
+		}
+	}
+	return LB_OK;
+}
+
 static int build_trial(struct ctx *c, struct lb_sweep_trial *t, const int *vidx)
 {
 	const struct lb_sweep *sw = c->sw;
@@ -347,6 +362,8 @@ static int build_trial(struct ctx *c, struct lb_sweep_trial *t, const int *vidx)
 			free(own_labels[i]);
 			own_labels[i] = NULL;
 		}
+		if (!rc)
+			rc = add_rewind_steps(sp, s, ts->config);
 		if (rc)
 			goto out;
 		continue;

@@ -54,6 +54,31 @@ const char *lb_stage_kind_name(enum lb_stage_kind k)
 	return lb_cyaml_strval_name(stage_strings, N_OF(stage_strings), k);
 }
 
+unsigned lb_sweep_rewind_step(const struct lb_sweep_stage *st)
+{
+	unsigned long k;
+	char *end;
+	if (st->kind != LB_STAGE_REWIND || !st->rewind_to || strncmp(st->rewind_to, "step:", 5))
+		return 0;
+	k = strtoul(st->rewind_to + 5, &end, 10);
+	return *end || k > UINT32_MAX ? 0 : (unsigned)k; /* validated when loaded */
+}
+
+int lb_sweep_stage_index(const struct lb_sweep_spec *sp, const char *name)
+{
+	for (unsigned s = 0; name && s < sp->n_stages; s++)
+		if (!strcmp(sp->stages[s].name, name))
+			return (int)s;
+	return -1;
+}
+
+int lb_sweep_rewind_source(const struct lb_sweep_spec *sp, int in)
+{
+	while (in >= 0 && sp->stages[in].kind == LB_STAGE_REWIND)
+		in = lb_sweep_stage_index(sp, sp->stages[in].input);
+	return in;
+}
+
 const char *lb_sweep_dist_name(enum lb_sweep_dist d)
 {
 	return d == LB_SWEEP_DIST_NONE ? "none" : lb_cyaml_strval_name(dist_strings, N_OF(dist_strings), d);
@@ -1121,9 +1146,10 @@ static void check_stages(struct chk *c, const struct snode *stages)
 			if (strcmp(stage_kind_of(st), "rewind") != 0)
 				BAD(c, rw->kpos, "%s.rewind_to: only read for kind rewind (allowed: remove it)", l);
 			else if (strcmp(rw->text, "init") != 0 &&
-				 (strncmp(rw->text, "step:", 5) != 0 || parse_uint(rw->text + 5, UINT32_MAX, &k)))
-				BAD(c, rw->pos, "%s.rewind_to: '%s' is not a rewind point (allowed: init, step:K)",
-				    l, rw->text);
+				 (strncmp(rw->text, "step:", 5) != 0 ||
+				  parse_uint(rw->text + 5, UINT32_MAX, &k) || k == 0))
+				BAD(c, rw->pos, "%s.rewind_to: '%s' is not a rewind point (allowed: init, "
+				    "step:K with K >= 1)", l, rw->text);
 		}
 		if (bf && bf->kind == S_SCALAR) {
 			int j;

@@ -186,6 +186,14 @@ unsigned long long lb_sweep_count(const struct lb_sweep *sw);
 /* Names as written in YAML ("learn_bits", "log_uniform", "random"). */
 const char *lb_stage_kind_name(enum lb_stage_kind k);
 const char *lb_sweep_dist_name(enum lb_sweep_dist d);
+/* A rewind stage's step K for rewind_to "step:K"; 0 for "init" or another kind. */
+unsigned lb_sweep_rewind_step(const struct lb_sweep_stage *st);
+/* The training stage whose run file a stage starting from stage `in` reads:
+ * `in` itself, or, when `in` is a rewind (of a rewind ...), the first stage
+ * before it that is not a rewind; -1 when none. */
+int lb_sweep_rewind_source(const struct lb_sweep_spec *sp, int in);
+/* The index of the stage named name, or -1. */
+int lb_sweep_stage_index(const struct lb_sweep_spec *sp, const char *name);
 const char *lb_sweep_method_name(enum lb_sweep_method m);
 
 /* Most trials a plan may hold. */

@@ -123,7 +123,7 @@ fails_with "stage input that does not exist" "cannot start from" \
 	"$LOWBIT" train "$LENET" -o "$T/bad" $TINY --stage-init "$T/nope.h5:init"
 [ ! -e "$T/bad" ]
 ok $? "... nothing written"
-fails_with "stage input with a bad snapshot name" "--stage-init: 'middle' is not a snapshot (allowed: init, final" \
+fails_with "stage input with a bad snapshot name" "--stage-init: 'middle' is not a snapshot (allowed: RUN.h5:init, RUN.h5:final, RUN.h5:step:K" \
 	"$LOWBIT" train "$LENET" -o "$T/bad" $TINY --stage-init "$T/m/uniform.h5:middle"
 fails_with "start from a run of another model" "(the models differ)" \
 	"$LOWBIT" train "$LENET" -o "$T/bad" $TINY --set model.arch=lenet5-caffe --stage-init "$T/m/uniform.h5:init"

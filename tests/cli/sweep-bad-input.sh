@@ -67,8 +67,8 @@ cat "$SPEC" >"$T/ptq.yaml"
 printf 'stages:\n  - {name: p, kind: ptq_eval}\n' >>"$T/ptq.yaml"
 untouched "a ptq_eval stage without input" "$T/new2" "stages.p: ptq_eval needs an input" sweep "$T/ptq.yaml" -o "$T/new2"
 cat "$SPEC" >"$T/rew.yaml"
-printf 'stages:\n  - {name: t, kind: train}\n  - {name: r, kind: rewind, input: t, rewind_to: "step:5"}\n  - {name: u, kind: fine_tune, input: r}\n' >>"$T/rew.yaml"
-untouched "rewind to step K" "$T/new2" "stages.r.rewind_to: 'step:5' cannot run yet" sweep "$T/rew.yaml" -o "$T/new2"
+printf 'stages:\n  - {name: t, kind: train}\n  - {name: r, kind: rewind, input: t, rewind_to: "step:0"}\n  - {name: u, kind: fine_tune, input: r}\n' >>"$T/rew.yaml"
+untouched "rewind to step 0" "$T/new2" "rew.yaml:10:50: stages[1].rewind_to: 'step:0' is not a rewind point (allowed: init, step:K with K >= 1)" sweep "$T/rew.yaml" -o "$T/new2"
 untouched "a missing spec" "$T/new2" "cannot open sweep spec" sweep "$T/nonexistent.yaml" -o "$T/new2"
 
 # ranks per trial: not dividing the workers, or not allowed by the shards

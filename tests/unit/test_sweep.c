@@ -441,7 +441,7 @@ static void test_errors(void)
 		   "t.yaml:3:51: stages[1].bits_from: 'a' is not an earlier learn_bits stage", NULL);
 	expect_bad("a bad rewind point",
 		   "stages:\n  - {name: a, kind: train}\n  - {name: b, kind: rewind, input: a, rewind_to: never}\n",
-		   "t.yaml:3:50: stages[1].rewind_to: 'never' is not a rewind point (allowed: init, step:K)",
+		   "t.yaml:3:50: stages[1].rewind_to: 'never' is not a rewind point (allowed: init, step:K with K >= 1)",
 		   NULL);
 	expect_bad("ranks_per_trial < 1", "resources:\n  ranks_per_trial: 0\n",
 		   "t.yaml:2:20: resources.ranks_per_trial: 0 is out of range (allowed: >= 1)", NULL);
