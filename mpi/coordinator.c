@@ -127,7 +127,7 @@ static void coordinate(MPI_Comm world, const struct lb_coord_opts *o, int n_grou
 }
 
 static void work(MPI_Comm world, MPI_Comm group, int group_index,
-		 const struct lb_coord_opts *o)
+		 const struct lb_coord_opts *o, struct lb_coord_stats *st)
 {
 	int grank;
 	struct report r;
@@ -140,9 +140,14 @@ static void work(MPI_Comm world, MPI_Comm group, int group_index,
 		if (grank == 0) {
 			MPI_Request req;
 			long ns = NAP_MIN_NS; /* the answer comes soon after the request */
+			double t = lb_now();
 			MPI_Send(&r, (int)sizeof r, MPI_BYTE, 0, LB_TAG_REPORT, world);
 			MPI_Irecv(&idx, 1, MPI_INT, 0, LB_TAG_ASSIGN, world, &req);
 			wait_quietly(&req, MPI_STATUS_IGNORE, &ns);
+			if (r.index >= 0) { /* not the first request: start-up skew is not dispatch */
+				st->leader_wait_s += lb_now() - t;
+				st->requests++;
+			}
 		}
 		MPI_Bcast(&idx, 1, MPI_INT, 0, group);
 		if (idx < 0)
@@ -172,8 +177,15 @@ int lb_coordinator_run(MPI_Comm world, const struct lb_coord_opts *o, enum lb_tr
 	if (rank == 0)
 		coordinate(world, o, (size - 1) / k, states, &st);
 	else
-		work(world, group, color - 1, o);
+		work(world, group, color - 1, o, &st);
 	MPI_Comm_free(&group);
+	/* the groups' waits to rank 0 (also the barrier the sweep ends with) */
+	double wait = st.leader_wait_s, wait_sum = 0;
+	long req = st.requests, req_sum = 0;
+	MPI_Reduce(&wait, &wait_sum, 1, MPI_DOUBLE, MPI_SUM, 0, world);
+	MPI_Reduce(&req, &req_sum, 1, MPI_LONG, MPI_SUM, 0, world);
+	st.leader_wait_s = rank == 0 ? wait_sum : wait;
+	st.requests = rank == 0 ? req_sum : req;
 	MPI_Barrier(world);
 	if (stats)
 		*stats = st;

@@ -50,6 +50,14 @@ struct lb_coord_stats {
 	double wall_s;            /* coordinator: from start to the last report */
 	double coordinator_cpu_s; /* CPU time of the coordinator process meanwhile */
 	double dispatch_s;        /* total time between a request's arrival and its answer */
+	/* Seen from the groups: the total time a group leader waited between
+	 * reporting a finished trial (and asking for the next) and receiving the
+	 * answer, over all groups (summed to rank 0), and the number of such
+	 * requests (a group's first request, which waits for the coordinator to
+	 * start, is not counted). Per request this is the dispatch latency
+	 * between two trials of a group. */
+	double leader_wait_s;
+	long requests;
 };
 
 /* Collective over world (size >= 2). On rank 0, states[i] (n_todo entries,

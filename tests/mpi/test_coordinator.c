@@ -66,11 +66,21 @@ int main(int argc, char **argv)
 		   st.trials_run, n);
 		ok(once, "every trial ran exactly once");
 		ok(right, "states: injected failure and divergence recorded, the rest done");
-		double ideal = (double)n * cfg.sleep_s / ((size - 1) / k);
-		diag("wall %.3f s (ideal %.3f s), dispatch %.3f ms/trial, coordinator CPU %.1f%% of wall",
-		     st.wall_s, ideal, 1e3 * st.dispatch_s / n, 100.0 * st.coordinator_cpu_s / st.wall_s);
-		printf("# overhead_per_trial_ms %.3f cpu_share_percent %.2f\n",
-		       1e3 * (st.wall_s - ideal) / ((double)n / ((size - 1) / k)),
+		int groups = (size - 1) / k, rounds = (n + groups - 1) / groups;
+		ok(st.requests == n, "the groups reported %ld finished trials and asked for more "
+		   "(%d trials)", st.requests, n);
+		/* ideal: n trials spread evenly; the bound: whole rounds of trials */
+		double ideal = (double)n * cfg.sleep_s / groups, bound = rounds * cfg.sleep_s;
+		diag("wall %.3f s (ideal %.3f s, %d rounds %.3f s), coordinator answers in %.3f "
+		     "ms, leaders wait %.3f ms per request, coordinator CPU %.1f%% of wall",
+		     st.wall_s, ideal, rounds, bound, 1e3 * st.dispatch_s / n,
+		     1e3 * st.leader_wait_s / (double)st.requests,
+		     100.0 * st.coordinator_cpu_s / st.wall_s);
+		printf("# overhead_per_trial_ms %.3f rounds_overhead_per_trial_ms %.3f "
+		       "leader_wait_ms %.3f cpu_share_percent %.2f\n",
+		       1e3 * (st.wall_s - ideal) / ((double)n / groups),
+		       1e3 * (st.wall_s - bound) / rounds,
+		       1e3 * st.leader_wait_s / (double)st.requests,
 		       100.0 * st.coordinator_cpu_s / st.wall_s);
 		status = done_testing();
 	}
