@@ -3,9 +3,12 @@
  * (plan.tsv + the trial run files), a folder of run files, or one run file;
  * write summary.md / summary.csv (one row per trial and training stage, plus
  * mean ± std over seeds), and figures as gnuplot data + script, rendered to
- * PNG / SVG when gnuplot is there. Values are the run files' own (final
- * epoch row of metrics/, root attribute final_test_acc); the Pareto front is
- * the one computation of our own. */
+ * PNG / SVG when gnuplot is there; lottery.md when the stages hold a
+ * lottery-ticket study. Values are the run files' own (final epoch row of
+ * metrics/, root attribute final_test_acc); our own computations are the
+ * Pareto front, means and standard deviations over seeds (also the
+ * uniform-bit reference of the trade-off figures) and lottery.md's paired
+ * differences. */
 #include "report.h"
 
 #include <dirent.h>
@@ -23,6 +26,7 @@
 #include "analysis/runfile.h"
 #include "err.h"
 #include "log.h"
+#include "sweeps/spec.h"
 #include "sweeps/sweepdir.h"
 #include "util.h"
 
@@ -180,6 +184,7 @@ struct row {
 	int index, point;	  /* plan index and point; -1 outside a sweep */
 	char id[128];		  /* trial id, or the run's name */
 	const char *stage;	  /* stage name ("" without stages); borrowed */
+	int stage_i;		  /* its index in the plan's stages; -1 without stages */
 	char *const *axis_values; /* plan values (one per axis) or NULL; borrowed */
 	char seed[32];
 	char state[16];
@@ -200,6 +205,11 @@ struct report {
 	int kind;	 /* 0 run file, 1 sweep folder, 2 folder of runs */
 	struct lb_plan_rec *plan;
 	int *vary; /* per axis: 1 when its values differ across trials */
+	/* per plan stage, from DIR/spec.yaml (plan.tsv names only the stages and
+	 * their kinds): the index of its input and of its bits_from stage (-1:
+	 * none) and a rewind's step K (0: init); NULL when not read */
+	int *st_input, *st_bits, *st_step;
+	int lottery; /* the stages hold a lottery-ticket study (lottery.md) */
 	struct row *rows;
 	int n_rows;
 	const struct lb_report_opts *o;
@@ -250,7 +260,7 @@ static void row_metrics(struct row *r)
 static void row_init(struct row *r)
 {
 	memset(r, 0, sizeof *r);
-	r->index = r->point = -1;
+	r->index = r->point = r->stage_i = -1;
 	r->stage = "";
 	r->final_acc = r->best_acc = r->best_epoch = NAN;
 	r->avg_w = r->avg_a = r->size = r->compression = r->bops = NAN;
@@ -339,6 +349,7 @@ static int load_sweep(struct report *R)
 			r->point = (int)p->trials[t].point;
 			snprintf(r->id, sizeof r->id, "%s", p->trials[t].id);
 			r->stage = s >= 0 ? p->stage_names[s] : "";
+			r->stage_i = s;
 			r->axis_values = p->trials[t].values;
 			snprintf(r->seed, sizeof r->seed, "%llu",
 				 (unsigned long long)p->trials[t].seed);
@@ -362,6 +373,54 @@ static int load_sweep(struct report *R)
 		}
 		lb_trial_result_release(&tr);
 	}
+	return LB_OK;
+}
+
+/* The stages' inputs from DIR/spec.yaml, the spec the sweep ran (written
+ * beside plan.tsv by lowbit sweep), when its stages are the plan's. Not
+ * fatal: without them there is no lottery.md, and the uniform-bits
+ * reference leaves out more rows (uniform_bits). */
+static int load_stage_graph(struct report *R)
+{
+	const struct lb_plan_rec *p = R->plan;
+	struct lb_sweep *sw = NULL;
+	char path[4200];
+	int n_learn = 0, n_rewind = 0;
+	if (!p->n_stages)
+		return LB_OK;
+	snprintf(path, sizeof path, "%s/spec.yaml", R->dir);
+	int rc = lb_sweep_load(path, &sw);
+	if (rc == LB_ERR_OOM)
+		return rc;
+	int same = rc == LB_OK && sw->spec->n_stages == p->n_stages;
+	for (unsigned s = 0; same && s < p->n_stages; s++)
+		same = !strcmp(sw->spec->stages[s].name, p->stage_names[s]) &&
+		       !strcmp(lb_stage_kind_name(sw->spec->stages[s].kind), p->stage_kinds[s]);
+	if (same) {
+		const struct lb_sweep_spec *sp = sw->spec;
+		R->st_input = malloc(p->n_stages * sizeof *R->st_input);
+		R->st_bits = malloc(p->n_stages * sizeof *R->st_bits);
+		R->st_step = malloc(p->n_stages * sizeof *R->st_step);
+		if (!R->st_input || !R->st_bits || !R->st_step) {
+			lb_sweep_free(sw);
+			return lb_error(LB_ERR_OOM, "out of memory");
+		}
+		for (unsigned s = 0; s < p->n_stages; s++) {
+			R->st_input[s] = lb_sweep_stage_index(sp, sp->stages[s].input);
+			R->st_bits[s] = lb_sweep_stage_index(sp, sp->stages[s].bits_from);
+			R->st_step[s] = (int)lb_sweep_rewind_step(&sp->stages[s]);
+		}
+	} else {
+		for (unsigned s = 0; s < p->n_stages; s++) {
+			n_learn += !strcmp(p->stage_kinds[s], "learn_bits");
+			n_rewind += !strcmp(p->stage_kinds[s], "rewind");
+		}
+		/* a lottery study may be there: say why lottery.md is not */
+		lb_log(n_learn && n_rewind ? LB_LOG_WARN : LB_LOG_INFO,
+		       "report: the stages' inputs are unknown (%s): no lottery.md",
+		       rc ? lb_error_message() : "spec.yaml holds other stages than plan.tsv");
+	}
+	lb_sweep_free(sw);
 	return LB_OK;
 }
 
@@ -450,6 +509,84 @@ static void put_wbits(struct sbuf *b, const struct row *r)
 		put(b, "%s%g", l ? "/" : "", w[(size_t)(rows - 1) * (size_t)width + (size_t)l]);
 }
 
+/* The weight bits of each layer at the end of r: the last row of
+ * metrics/w_bits, else quant/learned_w_bits. The count (0: neither). */
+static int row_layer_bits(const struct row *r, double *out, int max)
+{
+	int rows = 0, width = 0, rank = 0, n = 0;
+	enum lb_dtype dt;
+	uint64_t dims[4];
+	const double *w =
+	    r->rf ? lb_runfile_get_series(r->rf, "metrics/w_bits", &rows, &width) : NULL;
+	if (w && rows > 0) {
+		for (; n < width && n < max; n++)
+			out[n] = w[(size_t)(rows - 1) * (size_t)width + (size_t)n];
+		return n;
+	}
+	const int64_t *v =
+	    r->rf ? lb_runfile_get_array(r->rf, "quant/learned_w_bits", &dt, &rank, dims) : NULL;
+	if (!v || dt != LB_DT_I64 || rank != 1)
+		return 0;
+	for (; n < (int)dims[0] && n < max; n++)
+		out[n] = (double)v[n];
+	return n;
+}
+
+/* "4/3/3/2" of row_layer_bits ("" when unknown). */
+static void layer_bits_str(const struct row *r, char *buf, size_t n)
+{
+	double w[256];
+	int L = row_layer_bits(r, w, 256);
+	size_t len = 0;
+	buf[0] = 0;
+	for (int l = 0; l < L && len < n; l++)
+		len += (size_t)snprintf(buf + len, n - len, "%s%g", l ? "/" : "", w[l]);
+}
+
+/* Does stage s take its weight bits from another run? learn_bits learns
+ * them, retrain and fine_tune with bits_from fix them, ptq_eval copies its
+ * input; a fine_tune continues its input's (a BSQ fine-tune). Without the
+ * stages' inputs, any fine_tune after a learn_bits stage counts. */
+static int stage_bits_inherited(const struct report *R, int s)
+{
+	const char *k = R->plan->stage_kinds[s];
+	if (!strcmp(k, "learn_bits") || !strcmp(k, "retrain") || !strcmp(k, "ptq_eval"))
+		return 1;
+	if (!R->st_input) {
+		for (int e = 0; !strcmp(k, "fine_tune") && e < s; e++)
+			if (!strcmp(R->plan->stage_kinds[e], "learn_bits"))
+				return 1;
+		return 0;
+	}
+	if (R->st_bits[s] >= 0)
+		return 1;
+	int in = R->st_input[s];
+	if (!strcmp(k, "fine_tune") && in >= 0 && strcmp(R->plan->stage_kinds[in], "rewind"))
+		return stage_bits_inherited(R, in);
+	return 0;
+}
+
+/* b when r is a uniform-bit row: done, every layer at b < 32 weight bits, b
+ * the configured quant.weights.bits (when the file records it), and its bits
+ * neither learned (quant.learn_bits.enabled) nor taken from another stage
+ * (stage_bits_inherited). 0 otherwise. */
+static int uniform_bits(const struct report *R, const struct row *r)
+{
+	double w[256];
+	int L;
+	if (!is_done(r) || r->learned_bits || (r->stage_i >= 0 && stage_bits_inherited(R, r->stage_i)))
+		return 0;
+	if ((L = row_layer_bits(r, w, 256)) < 1 || !(w[0] >= 1 && w[0] < 32) || w[0] != floor(w[0]))
+		return 0;
+	for (int l = 1; l < L; l++)
+		if (w[l] != w[0])
+			return 0;
+	const char *cb = lb_runfile_get_attr_str(r->rf, "config_flat", "quant.weights.bits");
+	if (cb && atof(cb) != w[0])
+		return 0;
+	return (int)w[0];
+}
+
 static void md_num(struct sbuf *b, const char *fmt, double v)
 {
 	if (isnan(v))
@@ -465,6 +602,23 @@ struct stat_cols {
 	double mean, std;
 	int n;
 };
+
+/* A markdown cell "mean ± std" of s scaled ("mean" alone for one value, "–"
+ * for none). */
+static void md_mean_std(struct sbuf *b, const char *fmt, struct stat_cols s, double scale)
+{
+	if (!s.n) {
+		put(b, " – |");
+		return;
+	}
+	put(b, " ");
+	put(b, fmt, scale * s.mean);
+	if (s.n > 1) {
+		put(b, " ± ");
+		put(b, fmt, scale * s.std);
+	}
+	put(b, " |");
+}
 
 static struct stat_cols stats(const double *v, int n)
 {
@@ -704,6 +858,9 @@ static int write_md(struct report *R, const struct group *g, int ng, const struc
 		"layer in network order (`quant/layer_names`). *Pareto*: on the front of "
 		"(final accuracy up, average weight bits down) among done rows. Exact values: "
 		"summary.csv.\n\n");
+	if (R->lottery)
+		put(&b, "The stages hold a lottery-ticket study: runs A-D side by side in "
+			"[lottery.md](lottery.md).\n\n");
 	put(&b, "## Trials\n\n|");
 	if (R->kind == 1)
 		put(&b, " # | id |%s", R->plan->n_stages ? " stage |" : "");
@@ -782,19 +939,9 @@ static int write_md(struct report *R, const struct group *g, int ng, const struc
 			}
 			put(&b, " %d / %d |", g[k].n_done, g[k].n);
 			for (size_t c = 0; c < N_GROUP_COLS; c++) {
-				struct stat_cols s = group_stat(R, &g[k], group_cols[c].offset);
-				double sc = group_cols[c].md_scale;
-				if (!s.n) {
-					put(&b, " – |");
-					continue;
-				}
-				put(&b, " ");
-				put(&b, group_cols[c].mdfmt, sc * s.mean);
-				if (s.n > 1) {
-					put(&b, " ± ");
-					put(&b, group_cols[c].mdfmt, sc * s.std);
-				}
-				put(&b, " |");
+				md_mean_std(&b, group_cols[c].mdfmt,
+					    group_stat(R, &g[k], group_cols[c].offset),
+					    group_cols[c].md_scale);
 			}
 			put(&b, "\n");
 		}
@@ -1028,6 +1175,50 @@ static int fig_tradeoff(struct report *R, const char *gnuplot, struct figlist *f
 		put(&dat, " 1\n");
 	}
 	free(order);
+	/* block 2: the uniform-bit reference, one point per bit-width b: the
+	 * mean (and sample std) of the rows whose every layer is at b bits */
+	int n_uni = 0, max_b = 0, *ub = malloc((size_t)R->n_rows * sizeof *ub);
+	double *va = malloc((size_t)R->n_rows * sizeof *va),
+	       *vx = malloc((size_t)R->n_rows * sizeof *vx);
+	if (!ub || !va || !vx) {
+		free(ub), free(va), free(vx);
+		sbuf_reset(&dat, &gp);
+		return lb_error(LB_ERR_OOM, "out of memory");
+	}
+	for (int i = 0; i < R->n_rows; i++) {
+		const struct row *r = &R->rows[i];
+		double x = by_size ? r->size / 1024 : r->avg_w;
+		ub[i] = isfinite(x) && x > 0 && isfinite(r->final_acc) ? uniform_bits(R, r) : 0;
+		if (ub[i] > max_b)
+			max_b = ub[i];
+	}
+	for (int bits = 1; bits <= max_b; bits++) {
+		int k = 0;
+		for (int i = 0; i < R->n_rows; i++)
+			if (ub[i] == bits) {
+				va[k] = 100 * R->rows[i].final_acc;
+				vx[k++] = by_size ? R->rows[i].size / 1024 : R->rows[i].avg_w;
+			}
+		if (!k)
+			continue;
+		if (!n_uni++)
+			put(&dat, "\n\n# uniform weight bits: done rows with every layer at b bits, "
+				  "not learned (docs/report.md). b mean_%s mean_final_test_acc_%% "
+				  "std_%% n\n",
+			    by_size ? "size_KiB" : "avg_w_bits");
+		struct stat_cols sa = stats(va, k), sx = stats(vx, k);
+		put(&dat, "%d ", bits);
+		put_num(&dat, sx.mean);
+		put(&dat, " ");
+		put_num(&dat, sa.mean);
+		put(&dat, " ");
+		if (sa.n > 1)
+			put_num(&dat, sa.std);
+		else
+			put(&dat, "NaN"); /* one run: no spread (gnuplot skips the bar) */
+		put(&dat, " %d\n", sa.n);
+	}
+	free(ub), free(va), free(vx);
 	gp_header(&gp, name,
 		  by_size ? "Final test accuracy against model size (weights only)"
 			  : "Final test accuracy against average weight bits",
@@ -1049,6 +1240,14 @@ static int fig_tradeoff(struct report *R, const char *gnuplot, struct figlist *f
 	if (n_fp)
 		put(&gp, "fp_acc with lines dt 2 lw 2 lc rgb '#555555' title sprintf('FP (32-bit) "
 			 "mean: %%.2f %%%%', fp_acc), \\\n     ");
+	if (n_uni) /* one legend entry for all bit-widths; each point says its b */
+		put(&gp,
+		    "'%s.dat' index 2 using 2:3 with linespoints dt 3 lw 2 pt 5 ps 1.2 lc rgb "
+		    "'#2ca02c' title 'uniform b-bit weights: mean over runs (bar: std)', \\\n     '' index 2 "
+		    "using 2:3:4 with yerrorbars pt 5 ps 0 lc rgb '#2ca02c' notitle, \\\n     '' "
+		    "index 2 using 2:3:(sprintf('%%d-bit', int($1))) with labels right offset char -1,0 "
+		    "font ',9' tc rgb '#2ca02c' notitle, \\\n     ",
+		    name);
 	put(&gp,
 	    "'%s.dat' index 1 using 3:4 with linespoints lw 2 pt 7 ps 1.6 lc rgb '#d62728' "
 	    "title 'Pareto front', \\\n     '' index 0 using 3:4 with points pt 7 ps 1.1 lc "
@@ -1059,10 +1258,10 @@ static int fig_tradeoff(struct report *R, const char *gnuplot, struct figlist *f
 			   "left font ',9' tc rgb '#333333' notitle\n"
 			 : "\n");
 	rc = figure(R, gnuplot, figs, name,
-		    by_size ? "Final test accuracy vs model size (KiB), with its Pareto front and "
-			      "the FP mean"
-			    : "Final test accuracy vs average weight bits, with the Pareto front "
-			      "and the FP mean",
+		    by_size ? "Final test accuracy vs model size (KiB), with its Pareto front, "
+			      "the FP mean and the uniform-bit means"
+			    : "Final test accuracy vs average weight bits, with the Pareto front, "
+			      "the FP mean and the uniform-bit means",
 		    &dat, &gp);
 	sbuf_reset(&dat, &gp);
 	return rc;
@@ -1339,6 +1538,422 @@ static int fig_bits_traj(struct report *R, const char *gnuplot, struct figlist *
 	return rc;
 }
 
+/* ---- lottery.md ---- */
+
+/* A lottery-ticket study (docs/methods.md 2.5) among the stages, found by
+ * their kinds and inputs, never their names: L learns the bits (learn_bits),
+ * Rw rewinds L (rewind, input L), B retrains from Rw at L's bits (retrain,
+ * input Rw, bits_from L: the ticket); C train from Rw without bits_from; D
+ * retrain without input at L's bits; P is the ptq_eval of B. */
+#define LOTT_MAX 32
+struct lottery {
+	int L, Rw, B, P;
+	int C[LOTT_MAX], nc, D[LOTT_MAX], nd;
+};
+
+static int kind_is(const struct report *R, int s, const char *k)
+{
+	return s >= 0 && !strcmp(R->plan->stage_kinds[s], k);
+}
+
+static int find_lottery(const struct report *R, struct lottery *lt)
+{
+	int n = R->kind == 1 && R->st_input ? (int)R->plan->n_stages : 0;
+	memset(lt, 0, sizeof *lt);
+	lt->B = lt->P = -1;
+	for (int s = 0; s < n && lt->B < 0; s++) {
+		int in = R->st_input[s], bf = R->st_bits[s];
+		if (kind_is(R, s, "retrain") && kind_is(R, in, "rewind") &&
+		    kind_is(R, bf, "learn_bits") && R->st_input[in] == bf) {
+			lt->B = s;
+			lt->Rw = in;
+			lt->L = bf;
+		}
+	}
+	if (lt->B < 0)
+		return 0;
+	for (int s = 0; s < n; s++) {
+		int in = R->st_input[s], bf = R->st_bits[s];
+		if (s == lt->B)
+			continue;
+		if (in == lt->Rw && bf < 0 &&
+		    (kind_is(R, s, "train") || kind_is(R, s, "retrain") || kind_is(R, s, "fine_tune"))) {
+			if (lt->nc < LOTT_MAX)
+				lt->C[lt->nc++] = s;
+		} else if (kind_is(R, s, "retrain") && in < 0 && bf == lt->L) {
+			if (lt->nd < LOTT_MAX)
+				lt->D[lt->nd++] = s;
+		} else if (kind_is(R, s, "ptq_eval") && in == lt->B && lt->P < 0) {
+			lt->P = s;
+		}
+	}
+	return 1;
+}
+
+/* The row of trial t and stage s, or -1. */
+static int row_of(const struct report *R, unsigned t, int s)
+{
+	for (int i = 0; i < R->n_rows; i++)
+		if (R->rows[i].index == (int)t && R->rows[i].stage_i == s)
+			return i;
+	return -1;
+}
+
+/* The group (make_groups' kind) of stage s over the trials tr[0..nt): the
+ * rows that differ only by seed. members has room for nt. */
+static void stage_group(const struct report *R, const unsigned *tr, int nt, int s, struct group *g,
+			int *members)
+{
+	g->members = members;
+	g->n = g->n_done = 0;
+	g->first = -1;
+	for (int k = 0; k < nt; k++) {
+		int i = row_of(R, tr[k], s);
+		if (i < 0)
+			continue;
+		if (g->first < 0)
+			g->first = i;
+		members[g->n++] = i;
+		g->n_done += is_done(&R->rows[i]);
+	}
+}
+
+/* Stage s in backticks with its kind: "`ticket` (retrain". */
+static void put_stage(struct sbuf *b, const struct report *R, int s)
+{
+	put(b, "`%s` (%s", R->plan->stage_names[s], R->plan->stage_kinds[s]);
+}
+
+/* A row of the per-run table: the over-seeds statistics of stage s. */
+static void lott_run_row(struct sbuf *b, const struct report *R, const char *run, int s,
+			 const struct group *g)
+{
+	put(b, "| %s | %s | %d / %d |", run, R->plan->stage_names[s], g->n_done, g->n);
+	md_mean_std(b, "%.2f", group_stat(R, g, offsetof(struct row, final_acc)), 100);
+	md_mean_std(b, "%.2f", group_stat(R, g, offsetof(struct row, best_acc)), 100);
+	md_mean_std(b, "%.2f", group_stat(R, g, offsetof(struct row, avg_w)), 1);
+	/* the per-layer bits: each distinct value over the seeds, with its count */
+	char seen[LOTT_MAX][256];
+	int count[LOTT_MAX], ns = 0, any = 0;
+	for (int m = 0; m < g->n; m++) {
+		char w[256];
+		const struct row *r = &R->rows[g->members[m]];
+		if (!is_done(r))
+			continue;
+		layer_bits_str(r, w, sizeof w);
+		if (!*w)
+			continue;
+		int k;
+		for (k = 0; k < ns && strcmp(seen[k], w); k++)
+			;
+		if (k == ns && ns < LOTT_MAX) {
+			snprintf(seen[ns], sizeof seen[0], "%s", w);
+			count[ns++] = 0;
+		}
+		if (k < ns)
+			count[k]++;
+	}
+	put(b, " ");
+	for (int k = 0; k < ns; k++, any = 1) {
+		put(b, "%s%s", k ? ", " : "", seen[k]);
+		if (ns > 1)
+			put(b, " (×%d)", count[k]);
+	}
+	put(b, "%s |", any ? "" : "–");
+	md_mean_std(b, "%.2f", group_stat(R, g, offsetof(struct row, compression)), 1);
+	put(b, "\n");
+}
+
+/* "B − X (ticket − reinit): +1.23 points (mean over 3 seeds; per seed: ...)":
+ * the final accuracies of stages sb and sx paired by trial (the same seed),
+ * over the trials where both are done. */
+static void lott_diff(struct sbuf *b, const struct report *R, const unsigned *tr, int nt, int sb,
+		      int sx, double *d)
+{
+	int n = 0;
+	for (int k = 0; k < nt; k++) {
+		int ib = row_of(R, tr[k], sb), ix = row_of(R, tr[k], sx);
+		if (ib >= 0 && ix >= 0 && is_done(&R->rows[ib]) && is_done(&R->rows[ix]) &&
+		    isfinite(R->rows[ib].final_acc) && isfinite(R->rows[ix].final_acc))
+			d[n++] = 100 * (R->rows[ib].final_acc - R->rows[ix].final_acc);
+	}
+	struct stat_cols s = stats(d, n);
+	if (!n) {
+		put(b, "no seed with both runs done\n");
+		return;
+	}
+	put(b, "%+.2f points (mean over %d seed%s", s.mean, n, n > 1 ? "s" : "");
+	if (n > 1) {
+		put(b, "; per seed:");
+		for (int k = 0; k < n; k++)
+			put(b, "%s %+.2f", k ? "," : "", d[k]);
+	}
+	put(b, ")\n");
+}
+
+/* The ticket's PTQ grid (stage P): its diagonal W = A = b bits and the FP
+ * accuracy, mean ± std over the done trials. */
+static void lott_ptq(struct sbuf *b, const struct report *R, const struct lottery *lt,
+		     const unsigned *tr, int nt, const char *h)
+{
+	double diag_b[16], *v = malloc((size_t)(nt ? nt : 1) * 17 * sizeof *v);
+	int nd = -1, n = 0;
+	if (!v)
+		return;
+	for (int k = 0; k < nt; k++) {
+		int i = row_of(R, tr[k], lt->P), nw = 0, na = 0, nacc = 0, rk = 0;
+		uint64_t d[4];
+		double fp = NAN, *wb = NULL, *ab = NULL, *acc = NULL;
+		if (i < 0 || !is_done(&R->rows[i]))
+			continue;
+		const struct lb_runfile *rf = R->rows[i].rf;
+		wb = array_f64(rf, "ptq/w_bits", &nw, &rk, d);
+		ab = array_f64(rf, "ptq/a_bits", &na, &rk, d);
+		acc = array_f64(rf, "ptq/test_acc", &nacc, &rk, d);
+		if (wb && ab && acc && nacc == nw * na) {
+			lb_runfile_get_attr_f64(rf, "ptq", "fp_test_acc", &fp);
+			if (nd < 0) { /* the diagonal of the first grid names the columns */
+				nd = 0;
+				for (int w = 0; w < nw && nd < 16; w++)
+					for (int a = 0; a < na; a++)
+						if (ab[a] == wb[w] && nd < 16)
+							diag_b[nd++] = wb[w];
+			}
+			double *row = v + (size_t)n * 17;
+			row[0] = 100 * fp;
+			for (int c = 0; c < nd; c++) {
+				row[1 + c] = NAN;
+				for (int w = 0; w < nw; w++)
+					for (int a = 0; a < na; a++)
+						if (wb[w] == diag_b[c] && ab[a] == diag_b[c])
+							row[1 + c] = 100 * acc[(size_t)w * (size_t)na + (size_t)a];
+			}
+			n++;
+		}
+		free(wb), free(ab), free(acc);
+	}
+	if (nd > 0) {
+		put(b,
+		    "\n%s PTQ of the ticket\n\nStage `%s` (ptq_eval of `%s`): the post-training "
+		    "quantization grid of the ticket's final weights (`ptq/test_acc`), shown on "
+		    "its diagonal: every layer's weights and activations at b bits (W = A = b), "
+		    "and the unquantized accuracy (`ptq` attribute `fp_test_acc`); test accuracy "
+		    "in %%, mean ± std over the trials whose grid is there. The whole grid: the "
+		    "figures `ptq-TAG` of summary.md.\n\n| stage | grids | FP |",
+		    h, R->plan->stage_names[lt->P], R->plan->stage_names[lt->B]);
+		for (int c = 0; c < nd; c++)
+			put(b, " W = A = %g |", diag_b[c]);
+		put(b, "\n|");
+		for (int c = 0; c < nd + 3; c++)
+			put(b, "---|");
+		put(b, "\n| %s | %d |", R->plan->stage_names[lt->P], n);
+		for (int c = 0; c <= nd; c++) {
+			double col[4096];
+			int m = 0;
+			for (int k = 0; k < n && m < 4096; k++)
+				col[m++] = v[(size_t)k * 17 + (size_t)c];
+			md_mean_std(b, "%.2f", stats(col, m), 1);
+		}
+		put(b, "\n");
+	}
+	free(v);
+}
+
+/* One plan point's tables: runs A-D over seeds, per seed, the differences. */
+static void lott_point(struct sbuf *b, const struct report *R, const struct lottery *lt,
+		       const unsigned *tr, int nt, const char *h, int *members, double *d)
+{
+	const struct lb_plan_rec *p = R->plan;
+	int runs[2 + 2 * LOTT_MAX], nr = 0;
+	char roles[2 + 2 * LOTT_MAX];
+	struct group g;
+	runs[nr] = lt->L, roles[nr++] = 'A';
+	runs[nr] = lt->B, roles[nr++] = 'B';
+	for (int k = 0; k < lt->nc; k++)
+		runs[nr] = lt->C[k], roles[nr++] = 'C';
+	for (int k = 0; k < lt->nd; k++)
+		runs[nr] = lt->D[k], roles[nr++] = 'D';
+	put(b, "%s Runs over seeds\n\n| run | stage | done / trials | final acc %% | best acc %% "
+	       "| avg W bits | W bits per layer | compression |\n|---|---|---|---|---|---|---|---|"
+	       "\n",
+	    h);
+	for (int k = 0; k < nr; k++) {
+		char run[2] = {roles[k], 0};
+		stage_group(R, tr, nt, runs[k], &g, members);
+		lott_run_row(b, R, run, runs[k], &g);
+	}
+	put(b, "\n%s Per seed\n\nFinal test accuracy (%%) of each run; A's learned W bits per "
+	       "layer.\n\n| seed | trial |",
+	    h);
+	for (int k = 0; k < nr; k++)
+		put(b, " %c `%s` |", roles[k], p->stage_names[runs[k]]);
+	put(b, " A's W bits |\n|");
+	for (int k = 0; k < nr + 3; k++)
+		put(b, "---|");
+	put(b, "\n");
+	for (int t = 0; t < nt; t++) {
+		char w[256] = "";
+		put(b, "| %llu | %s |", (unsigned long long)p->trials[tr[t]].seed, p->trials[tr[t]].id);
+		for (int k = 0; k < nr; k++) {
+			int i = row_of(R, tr[t], runs[k]);
+			if (i >= 0 && is_done(&R->rows[i]))
+				md_num(b, "%.2f", 100 * R->rows[i].final_acc);
+			else
+				put(b, " %s |", i >= 0 ? R->rows[i].state : "–");
+		}
+		int ia = row_of(R, tr[t], lt->L);
+		if (ia >= 0 && is_done(&R->rows[ia]))
+			layer_bits_str(&R->rows[ia], w, sizeof w);
+		put(b, " %s |\n", *w ? w : "–");
+	}
+	put(b, "\n%s Differences\n\nFinal test accuracy of B minus the other runs, in points, "
+	       "paired by trial (the same seed and θ0) over the trials where both are done.\n\n",
+	    h);
+	const char *nb = p->stage_names[lt->B];
+	put(b, "- B − A (`%s` − `%s`): ", nb, p->stage_names[lt->L]);
+	lott_diff(b, R, tr, nt, lt->B, lt->L, d);
+	for (int k = 0; k < lt->nd; k++) {
+		put(b, "- B − D (`%s` − `%s`): ", nb, p->stage_names[lt->D[k]]);
+		lott_diff(b, R, tr, nt, lt->B, lt->D[k], d);
+	}
+	for (int k = 0; k < lt->nc; k++) {
+		put(b, "- B − C (`%s` − `%s`): ", nb, p->stage_names[lt->C[k]]);
+		lott_diff(b, R, tr, nt, lt->B, lt->C[k], d);
+	}
+	/* the most accurate C (mean final accuracy) at no more average bits than B */
+	stage_group(R, tr, nt, lt->B, &g, members);
+	struct stat_cols bb = group_stat(R, &g, offsetof(struct row, avg_w));
+	int best = -1;
+	double best_acc = NAN, best_bits = NAN;
+	for (int k = 0; k < lt->nc && bb.n; k++) {
+		stage_group(R, tr, nt, lt->C[k], &g, members);
+		struct stat_cols cb = group_stat(R, &g, offsetof(struct row, avg_w)),
+				 ca = group_stat(R, &g, offsetof(struct row, final_acc));
+		if (cb.n && ca.n && cb.mean <= bb.mean + 1e-9 && (best < 0 || ca.mean > best_acc)) {
+			best = lt->C[k];
+			best_acc = ca.mean;
+			best_bits = cb.mean;
+		}
+	}
+	if (lt->nc && bb.n) {
+		put(b, "- B − best C at ≤ the ticket's average W bits (%.2f): ", bb.mean);
+		if (best < 0)
+			put(b, "no C run at ≤ %.2f bits\n", bb.mean);
+		else {
+			put(b, "`%s` (%.2f bits, mean %.2f %%): ", p->stage_names[best], best_bits,
+			    100 * best_acc);
+			lott_diff(b, R, tr, nt, lt->B, best, d);
+		}
+	}
+	if (lt->P >= 0)
+		lott_ptq(b, R, lt, tr, nt, h);
+}
+
+/* OUT/lottery.md when the stages hold a lottery-ticket study; an older one
+ * goes when they do not. *written = 1 when written. */
+static int write_lottery(struct report *R, int *written)
+{
+	struct lottery lt;
+	const struct lb_plan_rec *p = R->plan;
+	char path[4200];
+	*written = 0;
+	snprintf(path, sizeof path, "%s/lottery.md", R->out);
+	if (!find_lottery(R, &lt)) {
+		unlink(path);
+		return LB_OK;
+	}
+	struct sbuf b = {0};
+	unsigned *tr = malloc((p->n_trials + 1) * sizeof *tr);
+	int *members = malloc((p->n_trials + 1) * sizeof *members);
+	double *d = malloc((p->n_trials + 1) * sizeof *d);
+	unsigned n_points = 0;
+	int rc;
+	if (!tr || !members || !d) {
+		free(tr), free(members), free(d);
+		return lb_error(LB_ERR_OOM, "out of memory");
+	}
+	put(&b, "# Lottery-ticket study: sweep %s\n\nFolder `%s`, plan %s. The runs of the "
+		"quantized lottery ticket study (docs/methods.md §2.5), found among the stages by "
+		"their kinds and inputs:\n\n- **A** ",
+	    p->name, R->dir, p->hash);
+	put_stage(&b, R, lt.L);
+	put(&b, "): learns the per-layer weight bits.\n- **B** ");
+	put_stage(&b, R, lt.B);
+	put(&b, ", input `%s`, bits_from `%s`): the ticket: `%s` rewinds `%s` to ", p->stage_names[lt.Rw],
+	    p->stage_names[lt.L], p->stage_names[lt.Rw], p->stage_names[lt.L]);
+	if (R->st_step[lt.Rw])
+		put(&b, "its parameters after step %d", R->st_step[lt.Rw]);
+	else
+		put(&b, "its initial parameters θ0");
+	put(&b, "; B trains from there at A's learned bits.\n");
+	if (lt.nc) {
+		put(&b, "- **C** ");
+		for (int k = 0; k < lt.nc; k++) {
+			put(&b, "%s", k ? ", " : "");
+			put_stage(&b, R, lt.C[k]);
+			put(&b, ")");
+		}
+		put(&b, ", input `%s`: the same start at the weight bits of %s own config.\n",
+		    p->stage_names[lt.Rw], lt.nc > 1 ? "their" : "its");
+	}
+	if (lt.nd) {
+		put(&b, "- **D** ");
+		for (int k = 0; k < lt.nd; k++) {
+			put(&b, "%s", k ? ", " : "");
+			put_stage(&b, R, lt.D[k]);
+			put(&b, ")");
+		}
+		put(&b, ", no input, bits_from `%s`: a fresh initialisation at A's learned bits.\n",
+		    p->stage_names[lt.L]);
+	}
+	if (lt.P >= 0) {
+		put(&b, "- **PTQ** ");
+		put_stage(&b, R, lt.P);
+		put(&b, ", input `%s`): the post-training quantization grid of the ticket.\n",
+		    p->stage_names[lt.B]);
+	}
+	put(&b, "\nAccuracies are test accuracies in %%: *final* is `final_test_acc`, *best* the "
+		"highest `metrics/test_acc`. Avg W bits and compression are the last row of "
+		"`metrics/`; *W bits per layer* the last row of `metrics/w_bits` (else "
+		"`quant/learned_w_bits`), in network order, each distinct value with its count "
+		"when the seeds differ. Each run's row: mean ± sample standard deviation over the "
+		"done trials of the plan point (trials that differ only by seed; n = done / "
+		"trials). Every number is computed from the run files; summary.csv has each "
+		"run's exact values.\n");
+	for (unsigned t0 = 0; t0 < p->n_trials; t0++) {
+		int nt = 0, seen = 0;
+		for (unsigned t = 0; t < t0 && !seen; t++)
+			seen = p->trials[t].point == p->trials[t0].point;
+		if (seen)
+			continue;
+		for (unsigned t = t0; t < p->n_trials; t++)
+			if (p->trials[t].point == p->trials[t0].point)
+				tr[nt++] = t;
+		n_points++;
+		put(&b, "\n");
+		int many = 0;
+		for (unsigned t = t0 + 1; t < p->n_trials && !many; t++)
+			many = p->trials[t].point != p->trials[t0].point;
+		if (many || n_points > 1) {
+			put(&b, "## Point %u:", p->trials[t0].point);
+			for (unsigned a = 0; a < p->n_axes; a++)
+				if (R->vary[a]) {
+					put(&b, " ");
+					put_md(&b, axis_name(R, a));
+					put(&b, " = ");
+					put_md(&b, p->trials[t0].values[a]);
+				}
+			put(&b, "\n\n");
+		}
+		lott_point(&b, R, &lt, tr, nt, many || n_points > 1 ? "###" : "##", members, d);
+	}
+	rc = write_out(R, "lottery.md", &b);
+	*written = rc == LB_OK;
+	free(b.s);
+	free(tr), free(members), free(d);
+	return rc;
+}
+
 /* ---- the report ---- */
 
 static void free_report(struct report *R)
@@ -1347,6 +1962,9 @@ static void free_report(struct report *R)
 		lb_runfile_free(R->rows[i].rf);
 	free(R->rows);
 	free(R->vary);
+	free(R->st_input);
+	free(R->st_bits);
+	free(R->st_step);
 	lb_plan_rec_free(R->plan);
 }
 
@@ -1408,8 +2026,8 @@ int lb_report_write(const char *path, const struct lb_report_opts *o, struct lb_
 			res->rows_read = 1;
 		}
 	}
-	if (R.kind == 1)
-		rc = load_sweep(&R);
+	if (R.kind == 1 && !(rc = load_sweep(&R)))
+		rc = load_stage_graph(&R);
 	else if (R.kind == 2)
 		rc = load_folder(&R);
 	if (rc)
@@ -1495,7 +2113,13 @@ int lb_report_write(const char *path, const struct lb_report_opts *o, struct lb_
 	}
 	if ((o->formats & LB_REPORT_CSV) && (rc = write_csv(&R, groups, ng)))
 		goto out;
+	{
+		struct lottery lt;
+		R.lottery = (o->formats & LB_REPORT_MD) && find_lottery(&R, &lt);
+	}
 	if ((o->formats & LB_REPORT_MD) && (rc = write_md(&R, groups, ng, figs)))
+		goto out;
+	if ((o->formats & LB_REPORT_MD) && R.kind == 1 && (rc = write_lottery(&R, &res->lottery)))
 		goto out;
 out:
 	if (groups)

@@ -15,7 +15,7 @@
 
 /* Output formats (flags). Figures (png, svg) also write their .dat and .gp. */
 enum {
-	LB_REPORT_MD = 1u << 0,	 /* summary.md */
+	LB_REPORT_MD = 1u << 0,	 /* summary.md (and lottery.md) */
 	LB_REPORT_CSV = 1u << 1, /* summary.csv (and summary_seeds.csv) */
 	LB_REPORT_PNG = 1u << 2,
 	LB_REPORT_SVG = 1u << 3,
@@ -38,6 +38,7 @@ struct lb_report_outcome {
 	int figures;	     /* figures rendered (each in every asked format) */
 	int figures_failed;  /* gnuplot ran and failed (scripts kept) */
 	int gnuplot_missing; /* figures asked for, gnuplot not found */
+	int lottery;	     /* lottery.md written (a lottery-ticket study) */
 };
 
 /* "md,csv,png,svg" -> flags. LB_ERR_CONFIG naming the unknown word. */

@@ -92,8 +92,9 @@ int lb_cmd_report(int argc, char **argv)
 	if (!quiet)
 		fprintf(stderr,
 			"lowbit: report: %d rows (%d done, %d read, %d unreadable); %d figures "
-			"rendered\n",
-			res.rows, res.rows_done, res.rows_read, res.rows_unreadable, res.figures);
+			"rendered%s\n",
+			res.rows, res.rows_done, res.rows_read, res.rows_unreadable, res.figures,
+			res.lottery ? "; lottery.md (a lottery-ticket study)" : "");
 	if (res.gnuplot_missing)
 		fprintf(stderr,
 			"lowbit: report: figures not rendered: gnuplot not found (%s); their "

@@ -45,4 +45,32 @@ grep -q "done *1" "$T/st"
 ok $? "lowbit status: the trial is done" || diag < "$T/st"
 timeout 300 "$LOWBIT" sweep "$T/lottery.yaml" -o "$T/out" >"$T/log2" 2>&1
 ok $? "re-running the finished sweep does nothing and succeeds" || diag < "$T/log2"
+# lowbit report: lottery.md finds runs A-D by the stages' kinds and inputs,
+# with the run files' values (one seed: the mean is the value)
+"$LOWBIT" report "$T/out" -f md,csv >"$T/rep" 2>"$T/reperr"
+ok $? "lowbit report on the staged sweep" || diag < "$T/reperr"
+L=$T/out/report/lottery.md
+grep -q "lottery.md" "$T/reperr"
+ok $? "its summary line mentions lottery.md" || diag < "$T/reperr"
+[ -s "$L" ] && grep -qF -- '- **A** `learn` (learn_bits)' "$L" &&
+	grep -qF -- '- **B** `ticket` (retrain, input `theta0`, bits_from `learn`)' "$L" &&
+	grep -qF -- '- **C** `homog2` (train), `homog3` (train), `homog4` (train), input `theta0`' "$L" &&
+	grep -qF -- '- **D** `reinit` (retrain), no input, bits_from `learn`' "$L" &&
+	grep -qF -- '- **PTQ** `ptq` (ptq_eval, input `ticket`)' "$L"
+ok $? "lottery.md names the stages of A-D and the PTQ stage" || diag < "$L"
+bad=""
+for s in learn ticket homog2 homog3 homog4 reinit; do
+	a=$(h5dump -m '%.17g' -a /final_test_acc "${d}$s.h5" 2>/dev/null | sed -n 's/^ *(0): *//p' | head -n1)
+	want=$(awk -v a="$a" 'BEGIN { printf "%.2f", 100 * a }')
+	grep -q "^| [ABCD] | $s | 1 / 1 | $want | " "$L" || bad="$bad $s:$want"
+done
+[ -z "$bad" ]
+ok $? "lottery.md: each run's final accuracy as in its run file" || diag "missing:$bad"
+b=$(h5dump -m '%.17g' -a /final_test_acc "${d}ticket.h5" 2>/dev/null | sed -n 's/^ *(0): *//p' | head -n1)
+r=$(h5dump -m '%.17g' -a /final_test_acc "${d}reinit.h5" 2>/dev/null | sed -n 's/^ *(0): *//p' | head -n1)
+want=$(awk -v b="$b" -v r="$r" 'BEGIN { printf "%+.2f", 100 * (b - r) }')
+grep -qF -- "- B − D (\`ticket\` − \`reinit\`): $want points (mean over 1 seed)" "$L"
+ok $? "lottery.md: B - D = $want points" || diag < "$L"
+grep -q "^| ptq | 1 | " "$L"
+ok $? "lottery.md: the ticket's PTQ diagonal" || diag < "$L"
 done_testing

@@ -3,8 +3,11 @@
  * constructed cases (dominance, ties, NaN rows), --format parsing, default
  * output folders, and lb_report_write on a constructed folder of run files
  * (values copied, flags right, bad files skipped with a warning, nothing
- * written when nothing can be reported, no temporary file left). Figures are
- * off here (gnuplot is tested in tests/cli/report.sh). */
+ * written when nothing can be reported, no temporary file left); a
+ * constructed sweep folder (spec.yaml + plan.tsv + stage run files) with a
+ * lottery-ticket study (lottery.md's rows against means computed here) and
+ * one without; the uniform-bit reference data of the trade-off figures.
+ * gnuplot is not run here (tested in tests/cli/report.sh). */
 #include <dirent.h>
 #include <hdf5.h>
 #include <math.h>
@@ -19,6 +22,8 @@
 #include "analysis/runfile.h"
 #include "err.h"
 #include "log.h"
+#include "sweeps/spec.h"
+#include "sweeps/sweepdir.h"
 
 static char tmpdir[64];
 
@@ -264,6 +269,343 @@ static void test_write(void)
 	   "write: a missing path");
 }
 
+/* ---- a constructed sweep folder with a lottery-ticket study ---- */
+
+/* mean and sample std of v[0..n), computed here, apart from the report's */
+static void mean_std(const double *v, int n, double *mean, double *std)
+{
+	double s = 0, ss = 0;
+	for (int i = 0; i < n; i++)
+		s += v[i];
+	*mean = s / n;
+	for (int i = 0; i < n; i++)
+		ss += (v[i] - *mean) * (v[i] - *mean);
+	*std = n > 1 ? sqrt(ss / (n - 1)) : NAN;
+}
+
+/* A stage's run file: final accuracy acc (best acc + 0.01 at epoch 1), two
+ * layers at wb bits (also quant/learned_w_bits), the configured weight bits
+ * cbits, learn_bits on or off; with ptq, a grid W {8, 4, 2} x A {8, 4} of
+ * accuracy acc - 0.01 w - 0.001 a (w, a the indices) and FP accuracy acc + 0.02. */
+static int make_stage_run(const char *path, double acc, const double *wb, int cbits, int learn,
+			  int ptq)
+{
+	struct lb_runfile *rf;
+	const char *layers[] = {"fc1", "fc2"};
+	char cb[16];
+	int rc = lb_runfile_new(&rf);
+	double avg = (wb[0] + wb[1]) / 2, size = avg * 1000 / 8, comp = 32 / avg, bops = avg * 1e4;
+	int64_t lw[2] = {(int64_t)wb[0], (int64_t)wb[1]};
+	uint64_t d2[2] = {2}, d[2] = {3, 2};
+	snprintf(cb, sizeof cb, "%d", cbits);
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "name", "x");
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "", "status", "done");
+	rc = rc ? rc : lb_runfile_set_attr_f64(rf, "", "final_test_acc", acc);
+	rc = rc ? rc : lb_runfile_set_attr_str(rf, "config_flat", "quant.weights.bits", cb);
+	rc = rc ? rc
+		: lb_runfile_set_attr_str(rf, "config_flat", "quant.learn_bits.enabled",
+					  learn ? "true" : "false");
+	rc = rc ? rc : lb_runfile_put_strings(rf, "quant/layer_names", layers, 2);
+	rc = rc ? rc : lb_runfile_put_array(rf, "quant/learned_w_bits", LB_DT_I64, 1, d2, lw);
+	for (int e = 1; e <= 2 && !rc; e++) {
+		double ep = e, a = e == 1 ? acc + 0.01 : acc;
+		rc = rc ? rc : lb_runfile_append(rf, "metrics/epoch", &ep, 1);
+		rc = rc ? rc : lb_runfile_append(rf, "metrics/test_acc", &a, 1);
+		rc = rc ? rc : lb_runfile_append(rf, "metrics/avg_w_bits", &avg, 1);
+		rc = rc ? rc : lb_runfile_append(rf, "metrics/avg_a_bits", &avg, 1);
+		rc = rc ? rc : lb_runfile_append(rf, "metrics/size_bytes", &size, 1);
+		rc = rc ? rc : lb_runfile_append(rf, "metrics/compression", &comp, 1);
+		rc = rc ? rc : lb_runfile_append(rf, "metrics/bops", &bops, 1);
+		rc = rc ? rc : lb_runfile_append(rf, "metrics/w_bits", wb, 2);
+	}
+	rc = rc ? rc : lb_runfile_set_axis(rf, "metrics", "epoch");
+	if (ptq) {
+		int64_t w[3] = {8, 4, 2}, a[2] = {8, 4};
+		double g[6];
+		uint64_t dw[1] = {3}, da[1] = {2};
+		for (int i = 0; i < 3; i++)
+			for (int j = 0; j < 2; j++)
+				g[i * 2 + j] = acc - 0.01 * i - 0.001 * j;
+		rc = rc ? rc : lb_runfile_put_array(rf, "ptq/test_acc", LB_DT_F64, 2, d, g);
+		rc = rc ? rc : lb_runfile_put_array(rf, "ptq/w_bits", LB_DT_I64, 1, dw, w);
+		rc = rc ? rc : lb_runfile_put_array(rf, "ptq/a_bits", LB_DT_I64, 1, da, a);
+		rc = rc ? rc : lb_runfile_set_attr_f64(rf, "ptq", "fp_test_acc", acc + 0.02);
+	}
+	rc = rc ? rc : lb_runfile_write(rf, path);
+	lb_runfile_free(rf);
+	return rc;
+}
+
+static const char *lott_spec_head = "name: lott-test\nseed: 1\nbase:\n"
+				    "  model: {arch: mlp, hidden: [16]}\n"
+				    "  data: {dataset: fashion-mnist, train_limit: 256}\n"
+				    "  train: {epochs: 2, batch: 64}\n"
+				    "  quant:\n"
+				    "    weights: {method: srq, bits: 4}\n"
+				    "    activations: {method: srq, bits: 4}\n"
+				    "    dropbits: {enabled: true}\n"
+				    "seeds: [1, 2, 3]\nstages:\n";
+
+/* Write dir/spec.yaml and dir/plan.tsv of spec (as lowbit sweep does) and
+ * return the plan record (NULL on failure). */
+static struct lb_plan_rec *make_sweep_dir(const char *dir, const char *stages)
+{
+	char p[512];
+	struct lb_sweep *sw = NULL;
+	struct lb_sweep_plan *plan = NULL;
+	struct lb_plan_rec *rec = NULL;
+	mkdir(dir, 0777);
+	snprintf(p, sizeof p, "%s/trials", dir);
+	mkdir(p, 0777);
+	snprintf(p, sizeof p, "%s/spec.yaml", dir);
+	FILE *f = fopen(p, "w");
+	if (!f)
+		return NULL;
+	fprintf(f, "%s%s", lott_spec_head, stages);
+	fclose(f);
+	if (lb_sweep_load(p, &sw) || lb_sweep_expand(sw, &plan) ||
+	    lb_plan_rec_from_plan(plan, &rec) || lb_plan_rec_write(rec, dir)) {
+		diag("%s", lb_error_message());
+		lb_plan_rec_free(rec);
+		rec = NULL;
+	}
+	lb_sweep_plan_free(plan);
+	lb_sweep_free(sw);
+	return rec;
+}
+
+/* The stage index of name in rec, or -1. */
+static int stage_ix(const struct lb_plan_rec *rec, const char *name)
+{
+	for (unsigned s = 0; s < rec->n_stages; s++)
+		if (!strcmp(rec->stage_names[s], name))
+			return (int)s;
+	return -1;
+}
+
+/* The uniform-bit block (index 2) of a trade-off .dat: its rows b x acc std n. */
+static int uniform_block(const char *dat, double rows[][5], int max)
+{
+	const char *p = dat ? strstr(dat, "# uniform weight bits") : NULL;
+	int n = 0;
+	if (!p)
+		return 0;
+	p = strchr(p, '\n');
+	while (p && *++p && *p != '\n' && n < max) {
+		char std[32];
+		if (sscanf(p, "%lf %lf %lf %31s %lf", &rows[n][0], &rows[n][1], &rows[n][2], std,
+			   &rows[n][4]) != 5)
+			break;
+		rows[n][3] = strtod(std, NULL);
+		n++;
+		p = strchr(p, '\n');
+	}
+	return n;
+}
+
+static void test_lottery(void)
+{
+	/* per seed (trial 0, 1, 2): final accuracy of each stage, A's learned bits */
+	static const char *names[] = {"learn", "ticket", "homog2", "homog4", "reinit", "ptq"};
+	static const double acc[6][3] = {{0.80, 0.82, 0.78}, {0.85, 0.86, 0.83},
+					 {0.70, 0.72, 0.71}, {0.84, 0.88, 0.86},
+					 {0.75, 0.77, 0.74}, {0.85, 0.86, 0.83}};
+	static const double learned[3][2] = {{3, 2}, {3, 2}, {2, 2}};
+	char dir[128], out[128], p[512], rel[256], want[512];
+	struct lb_report_opts o = {NULL, LB_REPORT_MD | LB_REPORT_CSV | LB_REPORT_PNG,
+				   "/nonexistent/gnuplot"};
+	struct lb_report_outcome res;
+	double m, sd, v[3];
+	snprintf(dir, sizeof dir, "%s/lott", tmpdir);
+	snprintf(out, sizeof out, "%s/lott-out", tmpdir);
+	o.out_dir = out;
+	struct lb_plan_rec *rec = make_sweep_dir(
+	    dir, "  - {name: learn, kind: learn_bits, set: {quant.learn_bits.enabled: true}}\n"
+		 "  - {name: theta0, kind: rewind, input: learn, rewind_to: init}\n"
+		 "  - {name: ticket, kind: retrain, input: theta0, bits_from: learn}\n"
+		 "  - {name: homog2, kind: train, input: theta0, set: {quant.weights.bits: 2}}\n"
+		 "  - {name: homog4, kind: train, input: theta0}\n"
+		 "  - {name: reinit, kind: retrain, bits_from: learn, set: {seed: 1001}}\n"
+		 "  - {name: ptq, kind: ptq_eval, input: ticket}\n");
+	ok(rec && rec->n_trials == 3 && rec->n_stages == 7, "lottery: a sweep folder of 3 seeds, 7 stages");
+	if (!rec)
+		return;
+	int bad = 0;
+	for (unsigned t = 0; t < 3; t++)
+		for (int k = 0; k < 6; k++) {
+			const double two[2] = {2, 2}, four[2] = {4, 4};
+			const double *wb = k == 2 ? two : k == 3 ? four : learned[t];
+			lb_sweepdir_run_path(rel, sizeof rel, rec, t, stage_ix(rec, names[k]));
+			snprintf(p, sizeof p, "%s/%s", dir, rel);
+			*strrchr(p, '/') = 0;
+			mkdir(p, 0777);
+			snprintf(p, sizeof p, "%s/%s", dir, rel);
+			bad |= make_stage_run(p, acc[k][t], wb, k == 2 ? 2 : 4, k == 0, k == 5);
+		}
+	ok(!bad, "lottery: 18 stage run files");
+	int rc = lb_report_write(dir, &o, &res);
+	ok(rc == LB_OK && res.rows == 18 && res.rows_done == 18 && res.lottery == 1,
+	   "lottery: report written, 18 rows done, lottery.md said (%s)",
+	   rc ? lb_error_message() : "ok");
+	snprintf(p, sizeof p, "%s/lottery.md", out);
+	char *md = slurp(p);
+	ok(md != NULL, "lottery: lottery.md exists");
+	ok(has(md, "- **A** `learn` (learn_bits)") &&
+	       has(md, "- **B** `ticket` (retrain, input `theta0`, bits_from `learn`)") &&
+	       has(md, "- **C** `homog2` (train), `homog4` (train), input `theta0`") &&
+	       has(md, "- **D** `reinit` (retrain), no input, bits_from `learn`") &&
+	       has(md, "- **PTQ** `ptq` (ptq_eval, input `ticket`)") &&
+	       has(md, "its initial parameters θ0"),
+	   "lottery: the header names the stages of A-D");
+	/* rows: A, B, C homog2, C homog4, D; (role, stage index into names) */
+	static const struct {
+		const char *role;
+		int k;
+	} runs[] = {{"A", 0}, {"B", 1}, {"C", 2}, {"C", 3}, {"D", 4}};
+	for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+		int k = runs[r].k;
+		double fm, fs, bm, bs, wm, ws, cm, cs, w[3], c[3], best[3];
+		for (int t = 0; t < 3; t++) {
+			const double *wb = k == 2 ? (const double[]){2, 2}
+				       : k == 3 ? (const double[]){4, 4}
+						: learned[t];
+			v[t] = 100 * acc[k][t];
+			best[t] = 100 * (acc[k][t] + 0.01);
+			w[t] = (wb[0] + wb[1]) / 2;
+			c[t] = 32 / w[t];
+		}
+		mean_std(v, 3, &fm, &fs);
+		mean_std(best, 3, &bm, &bs);
+		mean_std(w, 3, &wm, &ws);
+		mean_std(c, 3, &cm, &cs);
+		const char *lb = k == 2 ? "2/2" : k == 3 ? "4/4" : "3/2 (×2), 2/2 (×1)";
+		char wstd[32];
+		if (ws > 0)
+			snprintf(wstd, sizeof wstd, " ± %.2f", ws);
+		else
+			snprintf(wstd, sizeof wstd, " ± 0.00");
+		snprintf(want, sizeof want,
+			 "| %s | %s | 3 / 3 | %.2f ± %.2f | %.2f ± %.2f | %.2f%s | %s | %.2f ± %.2f |",
+			 runs[r].role, names[k], fm, fs, bm, bs, wm, wstd, lb, cm, cs);
+		ok(has(md, want), "lottery: row %s %s: %s", runs[r].role, names[k], want);
+	}
+	/* per seed: A B C C D final accuracies, A's learned bits */
+	for (unsigned t = 0; t < 3; t++) {
+		snprintf(want, sizeof want, "| %llu | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %g/%g |",
+			 (unsigned long long)rec->trials[t].seed, rec->trials[t].id,
+			 100 * acc[0][t], 100 * acc[1][t], 100 * acc[2][t], 100 * acc[3][t],
+			 100 * acc[4][t], learned[t][0], learned[t][1]);
+		ok(has(md, want), "lottery: per-seed row %u: %s", t, want);
+	}
+	/* B - D, B - C and the best C at <= B's average bits (homog2: 2 <= 2.33) */
+	static const struct {
+		const char *what;
+		int k;
+	} diffs[] = {{"- B − D (`ticket` − `reinit`): ", 4},
+		     {"- B − C (`ticket` − `homog2`): ", 2},
+		     {"- B − C (`ticket` − `homog4`): ", 3},
+		     {"- B − A (`ticket` − `learn`): ", 0}};
+	for (size_t q = 0; q < sizeof diffs / sizeof diffs[0]; q++) {
+		for (int t = 0; t < 3; t++)
+			v[t] = 100 * (acc[1][t] - acc[diffs[q].k][t]);
+		mean_std(v, 3, &m, &sd);
+		snprintf(want, sizeof want,
+			 "%s%+.2f points (mean over 3 seeds; per seed: %+.2f, %+.2f, %+.2f)\n",
+			 diffs[q].what, m, v[0], v[1], v[2]);
+		ok(has(md, want), "lottery: %.*s", (int)strlen(want) - 1, want);
+	}
+	for (int t = 0; t < 3; t++)
+		v[t] = 100 * (acc[1][t] - acc[2][t]);
+	mean_std(v, 3, &m, &sd);
+	double hm, hs, hv[3] = {70, 72, 71};
+	mean_std(hv, 3, &hm, &hs);
+	snprintf(want, sizeof want,
+		 "- B − best C at ≤ the ticket's average W bits (%.2f): `homog2` (2.00 bits, mean "
+		 "%.2f %%): %+.2f points",
+		 (2.5 + 2.5 + 2.0) / 3, hm, m);
+	ok(has(md, want), "lottery: %s", want);
+	/* PTQ: the diagonal W = A = 8 (w 0, a 0) and 4 (w 1, a 1), FP = acc + 0.02 */
+	double fpv[3], d8[3], d4[3], fm, fs, m8, s8, m4, s4;
+	for (int t = 0; t < 3; t++) {
+		fpv[t] = 100 * (acc[5][t] + 0.02);
+		d8[t] = 100 * acc[5][t];
+		d4[t] = 100 * (acc[5][t] - 0.01 - 0.001);
+	}
+	mean_std(fpv, 3, &fm, &fs);
+	mean_std(d8, 3, &m8, &s8);
+	mean_std(d4, 3, &m4, &s4);
+	snprintf(want, sizeof want,
+		 "| stage | grids | FP | W = A = 8 | W = A = 4 |\n|---|---|---|---|---|\n| ptq | 3 | "
+		 "%.2f ± %.2f | %.2f ± %.2f | %.2f ± %.2f |",
+		 fm, fs, m8, s8, m4, s4);
+	ok(has(md, want), "lottery: the ticket's PTQ diagonal: FP, W = A = 8 and 4");
+	snprintf(p, sizeof p, "%s/summary.md", out);
+	char *sum = slurp(p);
+	ok(has(sum, "[lottery.md](lottery.md)"), "lottery: summary.md points to lottery.md");
+	free(sum);
+
+	/* uniform-bit reference: homog2 (2 bits) and homog4 (4 bits) only; the
+	 * ticket and the re-init of seed 3 are at 2/2 too, but their bits are
+	 * learned; learn_bits rows and the ptq copy neither */
+	double rows[8][5];
+	snprintf(p, sizeof p, "%s/acc_vs_bits.dat", out);
+	char *dat = slurp(p);
+	int nu = uniform_block(dat, rows, 8);
+	mean_std(hv, 3, &hm, &hs);
+	double fv[3] = {84, 88, 86}, f4m, f4s;
+	mean_std(fv, 3, &f4m, &f4s);
+	ok(nu == 2 && rows[0][0] == 2 && rows[0][1] == 2 && fabs(rows[0][2] - hm) < 1e-9 &&
+	       fabs(rows[0][3] - hs) < 1e-9 && rows[0][4] == 3 && rows[1][0] == 4 &&
+	       rows[1][1] == 4 && fabs(rows[1][2] - f4m) < 1e-9 && fabs(rows[1][3] - f4s) < 1e-9 &&
+	       rows[1][4] == 3,
+	   "uniform: acc_vs_bits.dat holds the 2- and 4-bit means (%d rows)", nu);
+	snprintf(p, sizeof p, "%s/acc_vs_bits.gp", out);
+	char *gp = slurp(p);
+	ok(has(gp, "index 2 using 2:3 with linespoints") && has(gp, "title 'uniform b-bit"),
+	   "uniform: the script draws them, one legend entry");
+	free(gp);
+	free(dat);
+	snprintf(p, sizeof p, "%s/acc_vs_size.dat", out);
+	dat = slurp(p);
+	nu = uniform_block(dat, rows, 8);
+	ok(nu == 2 && fabs(rows[0][1] - 250.0 / 1024) < 1e-12 && fabs(rows[1][1] - 500.0 / 1024) < 1e-12 &&
+	       fabs(rows[1][2] - f4m) < 1e-9,
+	   "uniform: acc_vs_size.dat at the mean size in KiB");
+	free(dat);
+	free(md);
+	ok(!tmp_left(out), "lottery: no temporary file left");
+	lb_plan_rec_free(rec);
+
+	/* no rewind between learn_bits and retrain: no study; the old lottery.md goes */
+	snprintf(dir, sizeof dir, "%s/nolott", tmpdir);
+	rec = make_sweep_dir(dir,
+			     "  - {name: learn, kind: learn_bits, set: {quant.learn_bits.enabled: true}}\n"
+			     "  - {name: ticket, kind: retrain, input: learn, bits_from: learn}\n"
+			     "  - {name: homog2, kind: train, set: {quant.weights.bits: 2}}\n");
+	ok(rec != NULL, "no study: a sweep folder without a rewind");
+	for (unsigned t = 0; rec && t < rec->n_trials; t++)
+		for (int k = 0; k < 3; k++) {
+			const double two[2] = {2, 2};
+			lb_sweepdir_run_path(rel, sizeof rel, rec, t, (int)k);
+			snprintf(p, sizeof p, "%s/%s", dir, rel);
+			*strrchr(p, '/') = 0;
+			mkdir(p, 0777);
+			snprintf(p, sizeof p, "%s/%s", dir, rel);
+			make_stage_run(p, acc[k][t], k == 2 ? two : learned[t], k == 2 ? 2 : 4, k == 0, 0);
+		}
+	rc = lb_report_write(dir, &o, &res);
+	snprintf(p, sizeof p, "%s/lottery.md", out);
+	ok(rc == LB_OK && res.rows == 9 && res.lottery == 0 && access(p, F_OK) != 0,
+	   "no study: no lottery.md (and the older one removed)");
+	snprintf(p, sizeof p, "%s/acc_vs_bits.dat", out);
+	dat = slurp(p);
+	nu = uniform_block(dat, rows, 8);
+	ok(nu == 1 && rows[0][0] == 2 && fabs(rows[0][2] - hm) < 1e-9,
+	   "no study: the uniform reference is homog2 alone");
+	free(dat);
+	lb_plan_rec_free(rec);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/lb-test-report.XXXXXX");
@@ -273,6 +615,8 @@ int main(void)
 	test_pareto();
 	test_formats();
 	test_write();
-	rm_rf(tmpdir);
+	test_lottery();
+	if (!getenv("LB_TEST_KEEP"))
+		rm_rf(tmpdir);
 	return done_testing();
 }
