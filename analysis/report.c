@@ -574,7 +574,8 @@ static int uniform_bits(const struct report *R, const struct row *r)
 {
 	double w[256];
 	int L;
-	if (!is_done(r) || r->learned_bits || (r->stage_i >= 0 && stage_bits_inherited(R, r->stage_i)))
+	if (!is_done(r) || r->learned_bits ||
+	    (r->stage_i >= 0 && stage_bits_inherited(R, r->stage_i)))
 		return 0;
 	if ((L = row_layer_bits(r, w, 256)) < 1 || !(w[0] >= 1 && w[0] < 32) || w[0] != floor(w[0]))
 		return 0;
@@ -1202,9 +1203,10 @@ static int fig_tradeoff(struct report *R, const char *gnuplot, struct figlist *f
 		if (!k)
 			continue;
 		if (!n_uni++)
-			put(&dat, "\n\n# uniform weight bits: done rows with every layer at b bits, "
-				  "not learned (docs/report.md). b mean_%s mean_final_test_acc_%% "
-				  "std_%% n\n",
+			put(&dat,
+			    "\n\n# uniform weight bits: done rows with every layer at b bits, "
+			    "not learned (docs/report.md). b mean_%s mean_final_test_acc_%% "
+			    "std_%% n\n",
 			    by_size ? "size_KiB" : "avg_w_bits");
 		struct stat_cols sa = stats(va, k), sx = stats(vx, k);
 		put(&dat, "%d ", bits);
@@ -1243,10 +1245,10 @@ static int fig_tradeoff(struct report *R, const char *gnuplot, struct figlist *f
 	if (n_uni) /* one legend entry for all bit-widths; each point says its b */
 		put(&gp,
 		    "'%s.dat' index 2 using 2:3 with linespoints dt 3 lw 2 pt 5 ps 1.2 lc rgb "
-		    "'#2ca02c' title 'uniform b-bit weights: mean over runs (bar: std)', \\\n     '' index 2 "
-		    "using 2:3:4 with yerrorbars pt 5 ps 0 lc rgb '#2ca02c' notitle, \\\n     '' "
-		    "index 2 using 2:3:(sprintf('%%d-bit', int($1))) with labels right offset char -1,0 "
-		    "font ',9' tc rgb '#2ca02c' notitle, \\\n     ",
+		    "'#2ca02c' title 'uniform b-bit weights: mean over runs (bar: std)', \\\n"
+		    "     '' index 2 using 2:3:4 with yerrorbars pt 5 ps 0 lc rgb '#2ca02c' "
+		    "notitle, \\\n     '' index 2 using 2:3:(sprintf('%%d-bit', int($1))) with "
+		    "labels right offset char -1,0 font ',9' tc rgb '#2ca02c' notitle, \\\n     ",
 		    name);
 	put(&gp,
 	    "'%s.dat' index 1 using 3:4 with linespoints lw 2 pt 7 ps 1.6 lc rgb '#d62728' "
@@ -1577,7 +1579,8 @@ static int find_lottery(const struct report *R, struct lottery *lt)
 		if (s == lt->B)
 			continue;
 		if (in == lt->Rw && bf < 0 &&
-		    (kind_is(R, s, "train") || kind_is(R, s, "retrain") || kind_is(R, s, "fine_tune"))) {
+		    (kind_is(R, s, "train") || kind_is(R, s, "retrain") ||
+		     kind_is(R, s, "fine_tune"))) {
 			if (lt->nc < LOTT_MAX)
 				lt->C[lt->nc++] = s;
 		} else if (kind_is(R, s, "retrain") && in < 0 && bf == lt->L) {
@@ -1726,7 +1729,9 @@ static void lott_ptq(struct sbuf *b, const struct report *R, const struct lotter
 				for (int w = 0; w < nw; w++)
 					for (int a = 0; a < na; a++)
 						if (wb[w] == diag_b[c] && ab[a] == diag_b[c])
-							row[1 + c] = 100 * acc[(size_t)w * (size_t)na + (size_t)a];
+							row[1 + c] =
+							    100 *
+							    acc[(size_t)w * (size_t)na + (size_t)a];
 			}
 			n++;
 		}
@@ -1773,17 +1778,19 @@ static void lott_point(struct sbuf *b, const struct report *R, const struct lott
 		runs[nr] = lt->C[k], roles[nr++] = 'C';
 	for (int k = 0; k < lt->nd; k++)
 		runs[nr] = lt->D[k], roles[nr++] = 'D';
-	put(b, "%s Runs over seeds\n\n| run | stage | done / trials | final acc %% | best acc %% "
-	       "| avg W bits | W bits per layer | compression |\n|---|---|---|---|---|---|---|---|"
-	       "\n",
+	put(b,
+	    "%s Runs over seeds\n\n| run | stage | done / trials | final acc %% | best acc %% "
+	    "| avg W bits | W bits per layer | compression |\n|---|---|---|---|---|---|---|---|"
+	    "\n",
 	    h);
 	for (int k = 0; k < nr; k++) {
 		char run[2] = {roles[k], 0};
 		stage_group(R, tr, nt, runs[k], &g, members);
 		lott_run_row(b, R, run, runs[k], &g);
 	}
-	put(b, "\n%s Per seed\n\nFinal test accuracy (%%) of each run; A's learned W bits per "
-	       "layer.\n\n| seed | trial |",
+	put(b,
+	    "\n%s Per seed\n\nFinal test accuracy (%%) of each run; A's learned W bits per "
+	    "layer.\n\n| seed | trial |",
 	    h);
 	for (int k = 0; k < nr; k++)
 		put(b, " %c `%s` |", roles[k], p->stage_names[runs[k]]);
@@ -1793,7 +1800,8 @@ static void lott_point(struct sbuf *b, const struct report *R, const struct lott
 	put(b, "\n");
 	for (int t = 0; t < nt; t++) {
 		char w[256] = "";
-		put(b, "| %llu | %s |", (unsigned long long)p->trials[tr[t]].seed, p->trials[tr[t]].id);
+		put(b, "| %llu | %s |", (unsigned long long)p->trials[tr[t]].seed,
+		    p->trials[tr[t]].id);
 		for (int k = 0; k < nr; k++) {
 			int i = row_of(R, tr[t], runs[k]);
 			if (i >= 0 && is_done(&R->rows[i]))
@@ -1806,8 +1814,9 @@ static void lott_point(struct sbuf *b, const struct report *R, const struct lott
 			layer_bits_str(&R->rows[ia], w, sizeof w);
 		put(b, " %s |\n", *w ? w : "–");
 	}
-	put(b, "\n%s Differences\n\nFinal test accuracy of B minus the other runs, in points, "
-	       "paired by trial (the same seed and θ0) over the trials where both are done.\n\n",
+	put(b,
+	    "\n%s Differences\n\nFinal test accuracy of B minus the other runs, in points, "
+	    "paired by trial (the same seed and θ0) over the trials where both are done.\n\n",
 	    h);
 	const char *nb = p->stage_names[lt->B];
 	put(b, "- B − A (`%s` − `%s`): ", nb, p->stage_names[lt->L]);
@@ -1872,15 +1881,17 @@ static int write_lottery(struct report *R, int *written)
 		free(tr), free(members), free(d);
 		return lb_error(LB_ERR_OOM, "out of memory");
 	}
-	put(&b, "# Lottery-ticket study: sweep %s\n\nFolder `%s`, plan %s. The runs of the "
-		"quantized lottery ticket study (docs/methods.md §2.5), found among the stages by "
-		"their kinds and inputs:\n\n- **A** ",
+	put(&b,
+	    "# Lottery-ticket study: sweep %s\n\nFolder `%s`, plan %s. The runs of the "
+	    "quantized lottery ticket study (docs/methods.md §2.5), found among the stages by "
+	    "their kinds and inputs:\n\n- **A** ",
 	    p->name, R->dir, p->hash);
 	put_stage(&b, R, lt.L);
 	put(&b, "): learns the per-layer weight bits.\n- **B** ");
 	put_stage(&b, R, lt.B);
-	put(&b, ", input `%s`, bits_from `%s`): the ticket: `%s` rewinds `%s` to ", p->stage_names[lt.Rw],
-	    p->stage_names[lt.L], p->stage_names[lt.Rw], p->stage_names[lt.L]);
+	put(&b, ", input `%s`, bits_from `%s`): the ticket: `%s` rewinds `%s` to ",
+	    p->stage_names[lt.Rw], p->stage_names[lt.L], p->stage_names[lt.Rw],
+	    p->stage_names[lt.L]);
 	if (R->st_step[lt.Rw])
 		put(&b, "its parameters after step %d", R->st_step[lt.Rw]);
 	else

@@ -427,7 +427,8 @@ static void test_lottery(void)
 		 "  - {name: homog4, kind: train, input: theta0}\n"
 		 "  - {name: reinit, kind: retrain, bits_from: learn, set: {seed: 1001}}\n"
 		 "  - {name: ptq, kind: ptq_eval, input: ticket}\n");
-	ok(rec && rec->n_trials == 3 && rec->n_stages == 7, "lottery: a sweep folder of 3 seeds, 7 stages");
+	ok(rec && rec->n_trials == 3 && rec->n_stages == 7,
+	   "lottery: a sweep folder of 3 seeds, 7 stages");
 	if (!rec)
 		return;
 	int bad = 0;
@@ -466,9 +467,9 @@ static void test_lottery(void)
 		int k = runs[r].k;
 		double fm, fs, bm, bs, wm, ws, cm, cs, w[3], c[3], best[3];
 		for (int t = 0; t < 3; t++) {
-			const double *wb = k == 2 ? (const double[]){2, 2}
-				       : k == 3 ? (const double[]){4, 4}
-						: learned[t];
+			const double *wb = k == 2   ? (const double[]){2, 2}
+					   : k == 3 ? (const double[]){4, 4}
+						    : learned[t];
 			v[t] = 100 * acc[k][t];
 			best[t] = 100 * (acc[k][t] + 0.01);
 			w[t] = (wb[0] + wb[1]) / 2;
@@ -484,14 +485,16 @@ static void test_lottery(void)
 			snprintf(wstd, sizeof wstd, " ± %.2f", ws);
 		else
 			snprintf(wstd, sizeof wstd, " ± 0.00");
-		snprintf(want, sizeof want,
-			 "| %s | %s | 3 / 3 | %.2f ± %.2f | %.2f ± %.2f | %.2f%s | %s | %.2f ± %.2f |",
-			 runs[r].role, names[k], fm, fs, bm, bs, wm, wstd, lb, cm, cs);
+		snprintf(
+		    want, sizeof want,
+		    "| %s | %s | 3 / 3 | %.2f ± %.2f | %.2f ± %.2f | %.2f%s | %s | %.2f ± %.2f |",
+		    runs[r].role, names[k], fm, fs, bm, bs, wm, wstd, lb, cm, cs);
 		ok(has(md, want), "lottery: row %s %s: %s", runs[r].role, names[k], want);
 	}
 	/* per seed: A B C C D final accuracies, A's learned bits */
 	for (unsigned t = 0; t < 3; t++) {
-		snprintf(want, sizeof want, "| %llu | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %g/%g |",
+		snprintf(want, sizeof want,
+			 "| %llu | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %g/%g |",
 			 (unsigned long long)rec->trials[t].seed, rec->trials[t].id,
 			 100 * acc[0][t], 100 * acc[1][t], 100 * acc[2][t], 100 * acc[3][t],
 			 100 * acc[4][t], learned[t][0], learned[t][1]);
@@ -534,10 +537,11 @@ static void test_lottery(void)
 	mean_std(fpv, 3, &fm, &fs);
 	mean_std(d8, 3, &m8, &s8);
 	mean_std(d4, 3, &m4, &s4);
-	snprintf(want, sizeof want,
-		 "| stage | grids | FP | W = A = 8 | W = A = 4 |\n|---|---|---|---|---|\n| ptq | 3 | "
-		 "%.2f ± %.2f | %.2f ± %.2f | %.2f ± %.2f |",
-		 fm, fs, m8, s8, m4, s4);
+	snprintf(
+	    want, sizeof want,
+	    "| stage | grids | FP | W = A = 8 | W = A = 4 |\n|---|---|---|---|---|\n| ptq | 3 | "
+	    "%.2f ± %.2f | %.2f ± %.2f | %.2f ± %.2f |",
+	    fm, fs, m8, s8, m4, s4);
 	ok(has(md, want), "lottery: the ticket's PTQ diagonal: FP, W = A = 8 and 4");
 	snprintf(p, sizeof p, "%s/summary.md", out);
 	char *sum = slurp(p);
@@ -568,8 +572,8 @@ static void test_lottery(void)
 	snprintf(p, sizeof p, "%s/acc_vs_size.dat", out);
 	dat = slurp(p);
 	nu = uniform_block(dat, rows, 8);
-	ok(nu == 2 && fabs(rows[0][1] - 250.0 / 1024) < 1e-12 && fabs(rows[1][1] - 500.0 / 1024) < 1e-12 &&
-	       fabs(rows[1][2] - f4m) < 1e-9,
+	ok(nu == 2 && fabs(rows[0][1] - 250.0 / 1024) < 1e-12 &&
+	       fabs(rows[1][1] - 500.0 / 1024) < 1e-12 && fabs(rows[1][2] - f4m) < 1e-9,
 	   "uniform: acc_vs_size.dat at the mean size in KiB");
 	free(dat);
 	free(md);
@@ -578,10 +582,10 @@ static void test_lottery(void)
 
 	/* no rewind between learn_bits and retrain: no study; the old lottery.md goes */
 	snprintf(dir, sizeof dir, "%s/nolott", tmpdir);
-	rec = make_sweep_dir(dir,
-			     "  - {name: learn, kind: learn_bits, set: {quant.learn_bits.enabled: true}}\n"
-			     "  - {name: ticket, kind: retrain, input: learn, bits_from: learn}\n"
-			     "  - {name: homog2, kind: train, set: {quant.weights.bits: 2}}\n");
+	rec = make_sweep_dir(
+	    dir, "  - {name: learn, kind: learn_bits, set: {quant.learn_bits.enabled: true}}\n"
+		 "  - {name: ticket, kind: retrain, input: learn, bits_from: learn}\n"
+		 "  - {name: homog2, kind: train, set: {quant.weights.bits: 2}}\n");
 	ok(rec != NULL, "no study: a sweep folder without a rewind");
 	for (unsigned t = 0; rec && t < rec->n_trials; t++)
 		for (int k = 0; k < 3; k++) {
@@ -591,7 +595,8 @@ static void test_lottery(void)
 			*strrchr(p, '/') = 0;
 			mkdir(p, 0777);
 			snprintf(p, sizeof p, "%s/%s", dir, rel);
-			make_stage_run(p, acc[k][t], k == 2 ? two : learned[t], k == 2 ? 2 : 4, k == 0, 0);
+			make_stage_run(p, acc[k][t], k == 2 ? two : learned[t], k == 2 ? 2 : 4,
+				       k == 0, 0);
 		}
 	rc = lb_report_write(dir, &o, &res);
 	snprintf(p, sizeof p, "%s/lottery.md", out);
