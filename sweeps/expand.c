@@ -373,6 +373,15 @@ stage_oom:
 		goto oom;
 	}
 
+	/* a stage's own seed (set before the seeds are replaced below) */
+	uint64_t *stage_seed = calloc(t->n_stages + 1, sizeof *stage_seed);
+	if (!stage_seed)
+		goto oom;
+	for (unsigned s = 0; s < t->n_stages; s++)
+		for (unsigned k = 0; k < t->stages[s].n_overrides; k++)
+			if (!strncmp(t->stages[s].overrides[k], "seed=", 5))
+				stage_seed[s] = t->stages[s].config->seed;
+
 	/* the seed: an axis, a replicate seed, or derived from the base seed and
 	 * the identity of the trial with every seed 0 */
 	uint64_t seed;
@@ -390,13 +399,16 @@ stage_oom:
 	}
 	t->seed = seed;
 	t->config->seed = seed;
+	/* A stage that sets its own seed S (a re-initialisation control) gets
+	 * lb_rng_derive(S, trial seed): another stream than the trial's, and
+	 * another one in every replicate. */
 	for (unsigned s = 0; s < t->n_stages; s++) {
-		int own_seed = 0;
+		int own = 0;
 		for (unsigned k = 0; k < t->stages[s].n_overrides; k++)
-			own_seed |= !strncmp(t->stages[s].overrides[k], "seed=", 5);
-		if (!own_seed)
-			t->stages[s].config->seed = seed;
+			own |= !strncmp(t->stages[s].overrides[k], "seed=", 5);
+		t->stages[s].config->seed = own ? lb_rng_derive(stage_seed[s], seed) : seed;
 	}
+	free(stage_seed);
 	char v[32];
 	snprintf(v, sizeof v, "%" PRIu64, seed);
 	if ((rc = strs_push(&ov, fmt_set("seed", v))))

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "rng.h"
 #include "err.h"
 #include "analysis/runfile.h"
 #include "sweeps/spec.h"
@@ -304,6 +305,35 @@ static void test_stages(void)
 	   "layers kept in the trial");
 	ok(strcmp(p->trials[0].id, p->trials[1].id) != 0, "stage axis values change the id");
 	ok(t->stages[4].config->seed == t->seed, "stages share the trial's seed");
+	ok(t->stages[1].config->train.n_snapshot_steps == 1 &&
+		   t->stages[1].config->train.snapshot_steps[0] == 100 &&
+		   t->stages[0].config->train.n_snapshot_steps == 0 &&
+		   t->stages[3].config->train.n_snapshot_steps == 0,
+	   "rewind_to step:100 adds step 100 to its input stage's train.snapshot_steps only");
+	done(p, sw);
+
+	/* a stage's own seed: derived from it and the trial's seed */
+	p = plan_of("seeds: [7, 8]\n"
+		    "base: {train: {snapshot_steps: [5]}}\n"
+		    "stages:\n"
+		    "  - {name: a, kind: train}\n"
+		    "  - {name: r, kind: rewind, input: a, rewind_to: \"step:5\"}\n"
+		    "  - {name: b, kind: fine_tune, input: r, set: {seed: 1001}}\n"
+		    "  - {name: c, kind: train, set: {seed: 1001}}\n",
+		    &sw);
+	if (!ok(p != NULL && p->n_trials == 2, "a spec with a stage seed loads")) {
+		skip("stage seeds");
+		return;
+	}
+	const struct lb_sweep_trial *t0 = &p->trials[0], *t1 = &p->trials[1];
+	ok(t0->stages[2].config->seed == lb_rng_derive(1001, 7) &&
+		   t1->stages[2].config->seed == lb_rng_derive(1001, 8) &&
+		   t0->stages[3].config->seed == t0->stages[2].config->seed &&
+		   t0->stages[0].config->seed == 7 && t1->stages[0].config->seed == 8,
+	   "a stage's own seed S runs as lb_rng_derive(S, trial seed): another per replicate");
+	ok(t0->stages[0].config->train.n_snapshot_steps == 1 &&
+		   t0->stages[0].config->train.snapshot_steps[0] == 5,
+	   "a rewind step the stage already keeps is not added twice");
 	done(p, sw);
 }
 
