@@ -1627,6 +1627,16 @@ static void put_stage(struct sbuf *b, const struct report *R, int s)
 	put(b, "`%s` (%s", R->plan->stage_names[s], R->plan->stage_kinds[s]);
 }
 
+/* "`a` (train), `b` (train)": the stages of one run letter. */
+static void put_stage_list(struct sbuf *b, const struct report *R, const int *s, int n)
+{
+	for (int k = 0; k < n; k++) {
+		put(b, "%s", k ? ", " : "");
+		put_stage(b, R, s[k]);
+		put(b, ")");
+	}
+}
+
 /* A row of the per-run table: the over-seeds statistics of stage s. */
 static void lott_run_row(struct sbuf *b, const struct report *R, const char *run, int s,
 			 const struct group *g)
@@ -1899,21 +1909,13 @@ static int write_lottery(struct report *R, int *written)
 	put(&b, "; B trains from there at A's learned bits.\n");
 	if (lt.nc) {
 		put(&b, "- **C** ");
-		for (int k = 0; k < lt.nc; k++) {
-			put(&b, "%s", k ? ", " : "");
-			put_stage(&b, R, lt.C[k]);
-			put(&b, ")");
-		}
+		put_stage_list(&b, R, lt.C, lt.nc);
 		put(&b, ", input `%s`: the same start at the weight bits of %s own config.\n",
 		    p->stage_names[lt.Rw], lt.nc > 1 ? "their" : "its");
 	}
 	if (lt.nd) {
 		put(&b, "- **D** ");
-		for (int k = 0; k < lt.nd; k++) {
-			put(&b, "%s", k ? ", " : "");
-			put_stage(&b, R, lt.D[k]);
-			put(&b, ")");
-		}
+		put_stage_list(&b, R, lt.D, lt.nd);
 		put(&b, ", no input, bits_from `%s`: a fresh initialisation at A's learned bits.\n",
 		    p->stage_names[lt.L]);
 	}

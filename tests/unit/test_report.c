@@ -85,6 +85,20 @@ static int tmp_left(const char *dir)
 	return found;
 }
 
+/* One epoch row of the metrics a report reads (two layers of w_bits). */
+static int append_epoch(struct lb_runfile *rf, double ep, double acc, double avg_bits, double size,
+			double comp, double bops, const double *wb)
+{
+	int rc = lb_runfile_append(rf, "metrics/epoch", &ep, 1);
+	rc = rc ? rc : lb_runfile_append(rf, "metrics/test_acc", &acc, 1);
+	rc = rc ? rc : lb_runfile_append(rf, "metrics/avg_w_bits", &avg_bits, 1);
+	rc = rc ? rc : lb_runfile_append(rf, "metrics/avg_a_bits", &avg_bits, 1);
+	rc = rc ? rc : lb_runfile_append(rf, "metrics/size_bytes", &size, 1);
+	rc = rc ? rc : lb_runfile_append(rf, "metrics/compression", &comp, 1);
+	rc = rc ? rc : lb_runfile_append(rf, "metrics/bops", &bops, 1);
+	return rc ? rc : lb_runfile_append(rf, "metrics/w_bits", wb, 2);
+}
+
 /* A run file with final accuracy acc, avg weight bits bits (two layers). */
 static int make_run(const char *name, const char *status, double acc, double bits, int epochs)
 {
@@ -104,14 +118,7 @@ static int make_run(const char *name, const char *status, double acc, double bit
 		double ep = e, a = e == 1 ? acc + 0.01 : acc - 0.001 * (epochs - e),
 		       wb[2] = {bits, bits};
 		double size = bits * 1000 / 8, comp = 32 / bits, bops = bits * 8 * 1e4;
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/epoch", &ep, 1);
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/test_acc", &a, 1);
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/avg_w_bits", &bits, 1);
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/avg_a_bits", &bits, 1);
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/size_bytes", &size, 1);
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/compression", &comp, 1);
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/bops", &bops, 1);
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/w_bits", wb, 2);
+		rc = rc ? rc : append_epoch(rf, ep, a, bits, size, comp, bops, wb);
 	}
 	rc = rc ? rc : lb_runfile_set_axis(rf, "metrics", "epoch");
 	rc = rc ? rc : lb_runfile_write(rf, path);
@@ -309,14 +316,7 @@ static int make_stage_run(const char *path, double acc, const double *wb, int cb
 	rc = rc ? rc : lb_runfile_put_array(rf, "quant/learned_w_bits", LB_DT_I64, 1, d2, lw);
 	for (int e = 1; e <= 2 && !rc; e++) {
 		double ep = e, a = e == 1 ? acc + 0.01 : acc;
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/epoch", &ep, 1);
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/test_acc", &a, 1);
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/avg_w_bits", &avg, 1);
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/avg_a_bits", &avg, 1);
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/size_bytes", &size, 1);
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/compression", &comp, 1);
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/bops", &bops, 1);
-		rc = rc ? rc : lb_runfile_append(rf, "metrics/w_bits", wb, 2);
+		rc = rc ? rc : append_epoch(rf, ep, a, avg, size, comp, bops, wb);
 	}
 	rc = rc ? rc : lb_runfile_set_axis(rf, "metrics", "epoch");
 	if (ptq) {
