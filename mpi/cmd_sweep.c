@@ -17,6 +17,7 @@
 #include "comm.h"
 #include "coordinator.h"
 #include "err.h"
+#include "signals.h"
 #include "log.h"
 #include "trial.h"
 #include "util.h"
@@ -332,6 +333,8 @@ static void on_stop(int sig)
 {
 	stop_signal = sig;
 	stop_flag = 1;
+	/* a worker between trials: the next trial's trainer sees it and stops */
+	lb_signal_note(sig);
 }
 
 struct sweep_ctx {
@@ -456,6 +459,7 @@ int lb_cmd_sweep(int argc, char **argv)
 	 * (the error returns below leave the handler to the exiting process). */
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_stop;
+	sa.sa_flags = SA_RESTART; /* as core/signals.h: interrupted I/O restarts */
 	sigaction(SIGTERM, &sa, &old_term);
 	sigaction(SIGUSR1, &sa, &old_usr1);
 	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
