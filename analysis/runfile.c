@@ -1470,35 +1470,18 @@ out:
 	return err;
 }
 
-/* Write all of buf to fd; -1 with errno on failure. */
-static int write_full(int fd, const unsigned char *buf, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, buf, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		buf += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* The file is built in memory (HDF5's core driver, no backing store) and
- * written with plain write(2): libhdf5 never does disk I/O, so a full disk
- * or a file size limit is an ordinary write error here, reported with its
- * errno, instead of a failed H5Fclose that leaves libhdf5's state broken
- * (it crashed at exit, tests/cli/disk-full.sh). The seal goes into the
- * image's user block before the bytes reach the disk. */
+/* libhdf5 writes the file (sec2 driver), then the seal is stamped in place.
+ * A write that fails inside libhdf5 (a full disk) makes H5Fclose fail and
+ * leaves libhdf5's state broken; its exit-time clean-up then crashed, so
+ * lowbit's main() calls H5dont_atexit() (tests/cli/disk-full.sh). Building
+ * the file in memory instead (the core driver) avoids that too but holds the
+ * file twice in memory at each checkpoint (+24 MB peak on LeNet-5). */
 int lb_runfile_write(const struct lb_runfile *rf, const char *path)
 {
 	struct wctx w = { H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID, path };
 	hid_t fapl = H5I_INVALID_HID, fcpl = H5I_INVALID_HID;
 	char *tmp = NULL, *dir = NULL, *slash;
-	unsigned char *img = NULL;
-	ssize_t n = -1;
-	int err = LB_OK, fd = -1;
+	int err = LB_OK, fd;
 
 	h5_silence();
 	if (!rf || !path || !path[0])
@@ -1510,11 +1493,13 @@ int lb_runfile_write(const struct lb_runfile *rf, const char *path)
 		goto out;
 	}
 	sprintf(tmp, "%s.tmp", path);
+	/* Create it ourselves first so that the message carries errno's reason. */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (fd < 0) {
 		err = lb_error(LB_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
 		goto out;
 	}
+	close(fd);
 
 	fapl = h5_fapl();
 	fcpl = H5Pcreate(H5P_FILE_CREATE);
@@ -1522,7 +1507,7 @@ int lb_runfile_write(const struct lb_runfile *rf, const char *path)
 	w.acpl = H5Pcreate(H5P_ATTRIBUTE_CREATE);
 	w.str = h5_str_type();
 	if (fapl < 0 || fcpl < 0 || w.lcpl < 0 || w.acpl < 0 || w.str < 0 ||
-	    H5Pset_fapl_core(fapl, 1u << 20, 0) < 0 ||
+	    H5Pset_userblock(fcpl, LB_RUNFILE_USERBLOCK) < 0 ||
 	    H5Pset_create_intermediate_group(w.lcpl, 1) < 0 ||
 	    H5Pset_char_encoding(w.lcpl, H5T_CSET_UTF8) < 0 ||
 	    H5Pset_char_encoding(w.acpl, H5T_CSET_UTF8) < 0) {
@@ -1539,36 +1524,27 @@ int lb_runfile_write(const struct lb_runfile *rf, const char *path)
 	err = write_image(rf, &w);
 	if (err)
 		goto fail;
-	/* The image has its superblock at 0; the seal goes before it, and
-	 * readers find the superblock at 512 (a user block: libhdf5 takes the
-	 * superblock's own offset as the base address when the two differ). */
-	if (H5Fflush(w.file, H5F_SCOPE_LOCAL) >= 0)
-		n = H5Fget_file_image(w.file, NULL, 0);
-	if (n > 0 && (img = malloc(LB_RUNFILE_USERBLOCK + (size_t)n)) &&
-	    H5Fget_file_image(w.file, img + LB_RUNFILE_USERBLOCK, (size_t)n) != n)
-		n = -1;
-	if (n <= 0 || !img) {
+	errno = 0;
+	if (H5Fclose(w.file) < 0) {
+		/* a failed write(2) inside libhdf5 (full disk, size limit): its
+		 * errno says it in one line; libhdf5's own text is several */
+		int e = errno;
 		char why[256];
 		h5_reason(why);
-		err = img || n <= 0 ? lb_error(LB_ERR_HDF5, "cannot write '%s': %s", tmp, why)
-				    : lb_error(LB_ERR_OOM, "out of memory");
+		w.file = H5I_INVALID_HID;
+		err = e == ENOSPC || e == EFBIG || e == EDQUOT || e == EIO
+			      ? lb_error(LB_ERR_IO, "cannot write '%s': %s", tmp, strerror(e))
+			      : lb_error(LB_ERR_HDF5, "cannot write '%s': %s", tmp, why);
 		goto fail;
 	}
-	H5Fclose(w.file);
 	w.file = H5I_INVALID_HID;
-	seal_header((char *)img, LB_RUNFILE_FORMAT, (unsigned long long)n,
-		    crc32(crc32(0L, Z_NULL, 0), img + LB_RUNFILE_USERBLOCK, (uInt)n));
-	n += LB_RUNFILE_USERBLOCK;
-	if (write_full(fd, img, (size_t)n) < 0 || fsync(fd) < 0) {
-		err = lb_error(LB_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+	err = lb_runfile_seal(tmp);
+	if (err)
+		goto fail;
+	if (sync_path(tmp, O_RDONLY | O_CLOEXEC) < 0) {
+		err = lb_error(LB_ERR_IO, "cannot sync '%s': %s", tmp, strerror(errno));
 		goto fail;
 	}
-	if (close(fd) < 0) {
-		fd = -1;
-		err = lb_error(LB_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
-		goto fail;
-	}
-	fd = -1;
 	if (rename(tmp, path) < 0) {
 		err = lb_error(LB_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
 		goto fail;
@@ -1587,14 +1563,8 @@ int lb_runfile_write(const struct lb_runfile *rf, const char *path)
 fail:
 	if (w.file >= 0)
 		H5Fclose(w.file);
-	if (fd >= 0)
-		close(fd);
-	fd = -1;
 	unlink(tmp);
 out:
-	if (fd >= 0)
-		close(fd);
-	free(img);
 	if (w.str >= 0)
 		H5Tclose(w.str);
 	if (w.acpl >= 0)

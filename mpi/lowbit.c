@@ -3,6 +3,7 @@
  * a few lines: set up MPI, dispatch, tear down). */
 #include "lbconfig.h"
 
+#include <hdf5.h>
 #include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,6 +61,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version"))
 		return cmd_version();
+	/* No libhdf5 clean-up at exit: after a write that failed inside libhdf5
+	 * (a full disk: H5Fclose fails) that clean-up crashes, turning a clean
+	 * error into a segfault. Every file is closed explicitly before exit. */
+	H5dont_atexit();
 	MPI_Init(&argc, &argv);
 	MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &world);
