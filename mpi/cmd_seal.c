@@ -2,12 +2,16 @@
  * `lowbit seal FILE...`: stamp the integrity seal (analysis/runfile.h) of run
  * files that were changed on purpose after lowbit wrote them (annotated with
  * h5py), and upgrade unsealed files of run-file format 1 to format 2. Each
- * file must still read as a lowbit file; it is read without the seal check,
- * so seal only files you trust. */
+ * file must still read as a lowbit file. It is read without the seal check,
+ * so first in a child process: libhdf5 can crash on a damaged file, and then
+ * only the child dies and the file is refused. */
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "analysis/runfile.h"
 #include "cli.h"
@@ -38,6 +42,64 @@ static int has_user_block(const char *path)
 	return yes;
 }
 
+#define SEAL_READ_SECONDS 60
+
+/* Read path without the seal check in a child process: LB_OK when it reads
+ * as a lowbit file, else the error (the child's message, or that libhdf5
+ * crashed on it). */
+static int try_read(const char *path)
+{
+	int fd[2], status = 0;
+	char msg[1024];
+	ssize_t n = 0;
+	pid_t pid;
+
+	fflush(NULL);
+	if (pipe(fd) < 0 || (pid = fork()) < 0)
+		return lb_error(LB_ERR_IO, "cannot read '%s' in a child process", path);
+	if (pid == 0) {
+		struct lb_runfile *rf = NULL;
+		static const int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+		close(fd[0]);
+		/* die quietly (not through Open MPI's backtrace printer; libc's
+		 * own complaints go nowhere), and not forever: libhdf5 can loop on
+		 * a damaged file */
+		for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+			signal(fatal[i], SIG_DFL);
+		if (!freopen("/dev/null", "w", stderr))
+			_exit(1);
+		alarm(SEAL_READ_SECONDS);
+		setenv("LOWBIT_UNCHECKED_RUNFILES", "1", 1);
+		int rc = lb_runfile_read_kind(path, NULL, &rf);
+		if (rc) {
+			const char *m = lb_error_message();
+			if (write(fd[1], m, strlen(m)) < 0)
+				rc = 1;
+		}
+		_exit(rc ? 1 : 0);
+	}
+	close(fd[1]);
+	for (ssize_t r; (r = read(fd[0], msg + n, sizeof msg - 1 - (size_t)n)) > 0;)
+		n += r;
+	msg[n > 0 ? n : 0] = '\0';
+	close(fd[0]);
+	while (waitpid(pid, &status, 0) < 0)
+		;
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+		return lb_error(LB_ERR_HDF5,
+				"'%s': libhdf5 did not finish reading it in %d s: the file is "
+				"damaged; not sealed",
+				path, SEAL_READ_SECONDS);
+	if (WIFSIGNALED(status))
+		return lb_error(LB_ERR_HDF5,
+				"'%s': libhdf5 crashed reading it (signal %d): the file is damaged; "
+				"not sealed",
+				path, WTERMSIG(status));
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return lb_error(LB_ERR_HDF5, "%s", n > 0 ? msg : "cannot read it");
+	return LB_OK;
+}
+
 static int seal_one(const char *path)
 {
 	struct lb_runfile *rf = NULL;
@@ -48,6 +110,8 @@ static int seal_one(const char *path)
 		return LB_OK;
 	}
 	if (err != LB_ERR_HDF5) /* missing, unreadable */
+		return err;
+	if ((err = try_read(path)))
 		return err;
 	setenv("LOWBIT_UNCHECKED_RUNFILES", "1", 1);
 	err = lb_runfile_read_kind(path, NULL, &rf);
