@@ -95,8 +95,14 @@ static int try_read(const char *path)
 				"'%s': libhdf5 crashed reading it (signal %d): the file is damaged; "
 				"not sealed",
 				path, WTERMSIG(status));
+	/* no message: the child died inside libhdf5 without a signal of its
+	 * own, e.g. under AddressSanitizer, which reports and exits 1 */
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		return lb_error(LB_ERR_HDF5, "%s", n > 0 ? msg : "cannot read it");
+		return n > 0 ? lb_error(LB_ERR_HDF5, "%s", msg)
+			     : lb_error(LB_ERR_HDF5,
+					"'%s': libhdf5 crashed reading it (the reading process died, "
+					"exit %d): the file is damaged; not sealed",
+					path, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	return LB_OK;
 }
 
