@@ -1374,9 +1374,26 @@ static int seal_crc(int fd, const char *path, unsigned long long *bytes, unsigne
 	return LB_OK;
 }
 
-int lb_runfile_seal(const char *path)
+/* The superblock right after lowbit's user block? */
+static int fd_has_userblock(int fd)
 {
 	unsigned char sig[8];
+	return pread_full(fd, sig, sizeof sig, LB_RUNFILE_USERBLOCK) == (ssize_t)sizeof sig &&
+	       !memcmp(sig, rf_hdf5_sig, sizeof sig);
+}
+
+int lb_runfile_has_userblock(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), yes;
+	if (fd < 0)
+		return 0;
+	yes = fd_has_userblock(fd);
+	close(fd);
+	return yes;
+}
+
+int lb_runfile_seal(const char *path)
+{
 	char hdr[LB_RUNFILE_USERBLOCK];
 	unsigned long long bytes;
 	unsigned long crc;
@@ -1386,8 +1403,7 @@ int lb_runfile_seal(const char *path)
 		return lb_error(LB_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
 	/* The superblock must sit right after the user block: never write over
 	 * the start of a file that has no user block. */
-	if (pread_full(fd, sig, sizeof sig, LB_RUNFILE_USERBLOCK) != (ssize_t)sizeof sig ||
-	    memcmp(sig, rf_hdf5_sig, sizeof sig)) {
+	if (!fd_has_userblock(fd)) {
 		close(fd);
 		return lb_error(LB_ERR_HDF5, "cannot seal '%s': it has no %d-byte HDF5 user block",
 				path, LB_RUNFILE_USERBLOCK);

@@ -113,6 +113,9 @@ int lb_runfile_read_kind(const char *path, const char *kind, struct lb_runfile *
  * writer does this itself): for tools and tests that edit a run file in place
  * on purpose. Refuses a file without the user block. */
 int lb_runfile_seal(const char *path);
+/* Does the file have lowbit's user block (an HDF5 superblock at byte 512)?
+ * 0 also when it cannot be read. */
+int lb_runfile_has_userblock(const char *path);
 /* Check the seal with plain reads: LB_OK, or LB_ERR_IO / LB_ERR_HDF5 with a
  * message saying what is wrong (no seal, truncated, damaged, newer format).
  * LB_OK without looking when LOWBIT_UNCHECKED_RUNFILES=1. */

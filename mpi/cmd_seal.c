@@ -30,18 +30,6 @@ static const char usage[] =
 	"\n"
 	"  -h, --help   this text\n";
 
-/* The superblock right after lowbit's user block? */
-static int has_user_block(const char *path)
-{
-	unsigned char sig[8];
-	FILE *f = fopen(path, "rb");
-	int yes = f && fseek(f, LB_RUNFILE_USERBLOCK, SEEK_SET) == 0 &&
-		  fread(sig, 1, sizeof sig, f) == sizeof sig && !memcmp(sig, "\211HDF\r\n\032\n", 8);
-	if (f)
-		fclose(f);
-	return yes;
-}
-
 #define SEAL_READ_SECONDS 60
 
 /* Read path without the seal check in a child process: LB_OK when it reads
@@ -124,7 +112,7 @@ static int seal_one(const char *path)
 	unsetenv("LOWBIT_UNCHECKED_RUNFILES");
 	if (err)
 		return err;
-	if (has_user_block(path)) {
+	if (lb_runfile_has_userblock(path)) {
 		err = lb_runfile_seal(path);
 		if (!err)
 			printf("%s: sealed\n", path);

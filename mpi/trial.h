@@ -36,8 +36,8 @@ enum lb_trial_state lb_sweep_trial(int index, MPI_Comm group, void *ctx, char *m
  * what is allowed. Checked for every trial before a sweep starts. */
 int lb_sweep_check_ranks(const struct lb_sweep_plan *plan, int ranks);
 
-/* Stage kinds and settings this lowbit cannot run yet: LB_OK or
- * LB_ERR_CONFIG naming the stage. */
+/* Stage graphs a sweep cannot run (a ptq_eval stage without input, a
+ * rewind as the last stage): LB_OK or LB_ERR_CONFIG naming the stage. */
 int lb_sweep_check_runnable(const struct lb_sweep_plan *plan);
 
 #endif
