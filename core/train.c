@@ -822,15 +822,6 @@ static int stop_signal(struct run *r)
 /* Sum of squares of the gradient the optimizer is about to apply, in
  * double: finite exactly when every entry is (a float squared is below
  * 1.2e77, so the sum of up to 2^63 of them cannot overflow a double). */
-static double grad_sumsq(const struct run *r)
-{
-	const float *g = r->model->g;
-	double s = 0;
-	for (size_t i = 0; i < r->opt->n; i++)
-		s += (double)g[i] * g[i];
-	return s;
-}
-
 /* One epoch from step r->epoch_step (0, or where a mid-epoch checkpoint
  * stopped, with that epoch's sums restored). Returns LB_ERR_SIGNAL with
  * r->epoch_step and the sums set to the stopping point when a stop signal
@@ -894,14 +885,16 @@ static int train_epoch(struct run *r, int epoch, const struct lb_train_opts *opt
 					"loss is not finite at epoch %d step %d (diverged; try a lower "
 					"optimizer.lr)",
 					epoch + 1, s + 1);
-		if (!isfinite(grad_sumsq(r)))
+		lr = lb_schedule_lr(&cfg->schedule, cfg->optimizer.lr, cfg->train.epochs,
+				    (unsigned)epoch, (unsigned)s, (unsigned)r->steps_per_epoch);
+		/* the optimizer tests the gradient as it reads it; on inf/NaN the
+		 * step's update is applied but nothing of it is kept (the run file
+		 * holds copies from the last checkpoint, and the run stops) */
+		if (!lb_optim_step(r->opt, m->w, m->g, lr))
 			return lb_error(LB_ERR_NUMERIC,
 					"gradient norm is not finite at epoch %d step %d (diverged; try "
 					"a lower optimizer.lr)",
 					epoch + 1, s + 1);
-		lr = lb_schedule_lr(&cfg->schedule, cfg->optimizer.lr, cfg->train.epochs,
-				    (unsigned)epoch, (unsigned)s, (unsigned)r->steps_per_epoch);
-		lb_optim_step(r->opt, m->w, m->g, lr);
 		lb_model_quant_after_step(m);
 		r->step++;
 		if (r->rank == 0 && !r->snap_rc)

@@ -482,7 +482,16 @@ void lb_model_init_params(struct lb_model *m, enum lb_init init, uint64_t seed)
 
 void lb_model_zero_grad(struct lb_model *m)
 {
-	memset(m->g, 0, m->n_grad * sizeof(float));
+	size_t from = 0;
+	for (int pi = 0; pi < m->n_params; pi++) {
+		const struct lb_param *p = &m->params[pi];
+		if (!(p->flags & LB_PARAM_GRAD_SET))
+			continue;
+		memset(m->g + from, 0, (p->offset - from) * sizeof(float));
+		from = p->offset + p->count;
+	}
+	memset(m->g + from, 0, (m->n_grad - from) * sizeof(float));
+	m->grad_set_pending = 1;
 }
 
 float *lb_model_input(struct lb_model *m)

@@ -12,7 +12,10 @@
  *   else works in place (its y is the input's y: backward only needs the
  *   ReLU's output, and no other layer reads the overwritten input).
  * - Backward accumulates into g; lb_model_zero_grad is the only place it is
- *   cleared. Node gradients dy are cleared by lb_model_backward itself.
+ *   cleared, except the gradients of LB_PARAM_GRAD_SET parameters, which
+ *   their producer writes whole once per step (lb_model_quant_weights_backward
+ *   for BSQ's planes) while m->grad_set_pending says they count as zero.
+ *   Node gradients dy are cleared by lb_model_backward itself.
  * - The loss is the SUM over the batch of cross-entropies times `scale`
  *   (scale = 1/global batch), so shard gradients add up to the batch gradient. */
 #ifndef LB_MODEL_H
@@ -30,8 +33,13 @@ enum lb_param_flags {
 	LB_PARAM_BN = 1u << 2,     /* batch-norm gamma/beta */
 	LB_PARAM_QUANT = 1u << 3,  /* quantizer parameter (step, log alpha, gate logits): no
 				    * weight decay unless an optimizer group sets one */
-	LB_PARAM_QDECAY = 1u << 4  /* quantizer parameter that takes optimizer.weight_decay
+	LB_PARAM_QDECAY = 1u << 4, /* quantizer parameter that takes optimizer.weight_decay
 				    * (PACT alpha: the paper's L2 on alpha) */
+	LB_PARAM_CLAMP = 1u << 5,  /* the optimizer clamps it to [lo, hi] after each update
+				    * (BSQ bit planes: [0, 2]) */
+	LB_PARAM_GRAD_SET = 1u << 6 /* lb_model_zero_grad leaves its gradient alone and sets
+				     * m->grad_set_pending: its producer writes it whole
+				     * instead of adding (BSQ planes, 16 floats a weight) */
 };
 
 struct lb_qstate; /* a quantizer attached to the model (core/quant/qmodel.h) */
@@ -44,6 +52,7 @@ struct lb_param {
 	int dims[4];       /* conv weight (C_out, K, K, C_in); linear (C_out, C_in); vectors (n) */
 	int node;          /* owning node */
 	unsigned flags;
+	float lo, hi;      /* bounds of LB_PARAM_CLAMP */
 	int fan_in, fan_out;
 };
 
@@ -83,6 +92,8 @@ struct lb_model {
 			       * weight-quantized layer (reduced across shards and ranks with
 			       * the rest; lb_model_quant_weights_backward folds them into g) */
 	float *w, *g;
+	int grad_set_pending; /* the LB_PARAM_GRAD_SET gradients count as 0 (not yet written
+			       * since lb_model_zero_grad) */
 	int n_buffers;
 	struct lb_param *buffers;
 	size_t n_buffer_floats;

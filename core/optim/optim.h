@@ -13,17 +13,27 @@
 #include "config.h"
 #include "models/model.h"
 
+/* A run of floats that share one lr multiplier, one weight decay and one
+ * clamp: lb_optim_step updates each run with constants instead of reading
+ * per-float streams, and clamps a clamped run chunk by chunk while it is in
+ * cache (the parameters' LB_PARAM_CLAMP bounds; BSQ's bit planes). */
+struct lb_optim_seg {
+	size_t off, n;
+	float lr_scale, wd;
+	int clamp;            /* after the update: x = max(x, lo) then min(x, hi) (NaN -> lo) */
+	float lo, hi;
+};
+
 struct lb_optimizer {
 	enum lb_opt_kind kind;
 	float momentum, beta1, beta2, eps;
 	int nesterov;
 	size_t n;             /* floats in the blocks */
 	float *m, *v;         /* SGD: m = momentum buffer; Adam: m, v moments */
-	float *lr_scale;      /* per float: group lr multiplier (NULL = all 1) */
-	float *wd;            /* per float: weight decay */
 	int64_t t;            /* steps taken (Adam bias correction) */
-	int uniform;          /* every float has lr_scale 1 and the same weight decay */
-	float wd_all;         /* that weight decay */
+	struct lb_optim_seg *seg; /* the runs, in offset order, covering 0..n (groups and
+				   * LB_PARAM_CLAMP resolved per parameter) */
+	int n_seg;
 };
 
 /* Build for model m; groups are resolved by glob on parameter names (first
@@ -37,10 +47,14 @@ void lb_optim_free(struct lb_optimizer *o);
  * (BSQ re-creates its optimizer after every re-quantization). */
 void lb_optim_reset(struct lb_optimizer *o);
 
-/* One update: w -= lr * direction(g). */
-void lb_optim_step(struct lb_optimizer *o, float *w, const float *g, float lr);
+/* One update: w -= lr * direction(g), then each clamped parameter to its
+ * bounds (model.h LB_PARAM_CLAMP). Returns 1 when every g was finite, 0
+ * when some was inf or NaN: the update has then been applied with it and
+ * the caller stops (the trainer's "diverged"; it keeps nothing of that
+ * step). */
+int lb_optim_step(struct lb_optimizer *o, float *w, const float *g, float lr);
 /* Plain scalar reference of the same update (tests hold them equal). */
-void lb_optim_step_ref(struct lb_optimizer *o, float *w, const float *g, float lr);
+int lb_optim_step_ref(struct lb_optimizer *o, float *w, const float *g, float lr);
 
 /* Learning rate at (epoch, step within epoch) of a run of `epochs` epochs
  * with steps_per_epoch steps each. Decays (step, multistep, cosine) change at

@@ -352,6 +352,12 @@ void lb_bsq_clamp(float *P, float *Nn, size_t n, int N, int max_bits)
 	zero_rows(P, Nn, n, N, max_bits);
 }
 
+void lb_bsq_clear_unused(float *P, float *Nn, size_t n, int N, int max_bits)
+{
+	check_bits(N, max_bits);
+	zero_rows(P, Nn, n, N, max_bits);
+}
+
 /* ---- fused training-step kernels ----
  * Layout of the work: element blocks of FBLK weights; inside a block, plane
  * row by plane row, ONE constant-length, branch-free loop over restrict
@@ -419,21 +425,24 @@ AI void row_fwd(float *restrict u, double *restrict s, const float *restrict p,
 
 /* backward, one row, all outputs wanted: u as row_fwd; dp += c g, dn -= c g
  * (the STE terms, one rounding each as lb_bsq_backward), then with gl dp +=
- * (float)(k p), dn += (float)(k q) (lb_bsq_group_lasso's terms) */
+ * (float)(k p), dn += (float)(k q) (lb_bsq_group_lasso's terms). ow: dp, dn
+ * are taken as 0 without being read (the same additions onto 0.0f, so the
+ * same bits as accumulating onto a zeroed row) */
 AI void row_bwd(float *restrict u, float *restrict dp, float *restrict dn, const float *restrict g,
 		const float *restrict p, const float *restrict q, float cu, float c, double k,
-		int first, int gl, size_t nb)
+		int first, int gl, int ow, size_t nb)
 {
 	for (size_t e = 0; e < nb; e++) {
 		const float pv = p[e], qv = q[e], cg = c * g[e];
 		const float d = (pv - qv) * cu;
+		const float dp0 = ow ? 0.0f : dp[e], dn0 = ow ? 0.0f : dn[e];
 		u[e] = first ? d : u[e] + d;
 		if (gl) {
-			dp[e] = (dp[e] + cg) + (float)(k * pv);
-			dn[e] = (dn[e] - cg) + (float)(k * qv);
+			dp[e] = (dp0 + cg) + (float)(k * pv);
+			dn[e] = (dn0 - cg) + (float)(k * qv);
 		} else {
-			dp[e] += cg;
-			dn[e] -= cg;
+			dp[e] = dp0 + cg;
+			dn[e] = dn0 - cg;
 		}
 	}
 }
@@ -486,16 +495,17 @@ AI void blk_step_grad(double *restrict acc, float *restrict u, const float *rest
 /* one block of lb_bsq_backward_gl with dP, dNn, acc all wanted */
 AI void blk_backward(float *restrict dP, float *restrict dNn, double *restrict acc,
 		     const float *restrict g, const float *restrict P, const float *restrict Nn,
-		     float step, size_t n, int N, int gl, const double *k, size_t nb)
+		     float step, size_t n, int N, int gl, int ow, const double *k, size_t nb)
 {
 	float u[FBLK];
 
-	row_bwd(u, dP, dNn, g, P, Nn, ldexpf(1.0f, N - 1), ldexpf(step, N - 1), k[0], 1, gl, nb);
+	row_bwd(u, dP, dNn, g, P, Nn, ldexpf(1.0f, N - 1), ldexpf(step, N - 1), k[0], 1, gl, ow,
+		nb);
 	for (int i = 1; i < N; i++) {
 		const size_t o = (size_t)i * n;
 		/* ldexpf(step, .) = exps_i s, exactly */
 		row_bwd(u, dP + o, dNn + o, g, P + o, Nn + o, ldexpf(1.0f, N - 1 - i),
-			ldexpf(step, N - 1 - i), k[i], 0, gl, nb);
+			ldexpf(step, N - 1 - i), k[i], 0, gl, ow, nb);
 	}
 	blk_step_grad(acc, u, g, (float)lb_bsq_levels(N), nb);
 }
@@ -547,18 +557,18 @@ AI void forward_all(float *wq, double (*ss)[LANES], const float *P, const float 
 }
 
 AI void backward_all(float *dP, float *dNn, double *acc, const float *g, const float *P,
-		     const float *Nn, float step, size_t n, int N, int gl, const double *k)
+		     const float *Nn, float step, size_t n, int N, int gl, int ow, const double *k)
 {
 	size_t b0 = 0;
 	for (; b0 + FBLK <= n; b0 += FBLK)
-		blk_backward(dP + b0, dNn + b0, acc, g + b0, P + b0, Nn + b0, step, n, N, gl, k,
-			     FBLK);
+		blk_backward(dP + b0, dNn + b0, acc, g + b0, P + b0, Nn + b0, step, n, N, gl, ow,
+			     k, FBLK);
 	for (; b0 + SBLK <= n; b0 += SBLK)
-		blk_backward(dP + b0, dNn + b0, acc, g + b0, P + b0, Nn + b0, step, n, N, gl, k,
-			     SBLK);
+		blk_backward(dP + b0, dNn + b0, acc, g + b0, P + b0, Nn + b0, step, n, N, gl, ow,
+			     k, SBLK);
 	if (b0 < n)
-		blk_backward(dP + b0, dNn + b0, acc, g + b0, P + b0, Nn + b0, step, n, N, gl, k,
-			     n - b0);
+		blk_backward(dP + b0, dNn + b0, acc, g + b0, P + b0, Nn + b0, step, n, N, gl, ow,
+			     k, n - b0);
 }
 
 static void backward_some(float *dP, float *dNn, double *acc, const float *g, const float *P,
@@ -599,9 +609,9 @@ void lb_bsq_forward_norms(float *wq, double *sumsq, const float *P, const float 
 		sumsq[i] = (ss[i][0] + ss[i][1]) + (ss[i][2] + ss[i][3]);
 }
 
-double lb_bsq_backward_gl(float *dP, float *dNn, float *dstep, const float *dwq, const float *P,
+static double backward_gl(float *dP, float *dNn, float *dstep, const float *dwq, const float *P,
 			  const float *Nn, float step, size_t n, int N, float grad_scale, double c,
-			  const double *sumsq)
+			  const double *sumsq, int ow)
 {
 	double k[LB_BSQ_MAX_BITS] = {0}, v = 0.0, acc[LANES] = {0};
 	const int gl = c != 0.0;
@@ -615,15 +625,37 @@ double lb_bsq_backward_gl(float *dP, float *dNn, float *dstep, const float *dwq,
 		v += norm;
 		k[i] = c / norm;
 	}
-	if (dP && dNn && dstep && gl)
-		backward_all(dP, dNn, acc, dwq, P, Nn, step, n, N, 1, k);
+	/* constant flags in each call: branch-free loops */
+	if (dP && dNn && dstep && gl && ow)
+		backward_all(dP, dNn, acc, dwq, P, Nn, step, n, N, 1, 1, k);
+	else if (dP && dNn && dstep && ow)
+		backward_all(dP, dNn, acc, dwq, P, Nn, step, n, N, 0, 1, k);
+	else if (dP && dNn && dstep && gl)
+		backward_all(dP, dNn, acc, dwq, P, Nn, step, n, N, 1, 0, k);
 	else if (dP && dNn && dstep)
-		backward_all(dP, dNn, acc, dwq, P, Nn, step, n, N, 0, k);
+		backward_all(dP, dNn, acc, dwq, P, Nn, step, n, N, 0, 0, k);
 	else
 		backward_some(dP, dNn, dstep ? acc : NULL, dwq, P, Nn, step, n, N, gl, k);
 	if (dstep)
 		*dstep += (float)((double)grad_scale * ((acc[0] + acc[1]) + (acc[2] + acc[3])));
 	return c * v;
+}
+
+double lb_bsq_backward_gl(float *dP, float *dNn, float *dstep, const float *dwq, const float *P,
+			  const float *Nn, float step, size_t n, int N, float grad_scale, double c,
+			  const double *sumsq)
+{
+	return backward_gl(dP, dNn, dstep, dwq, P, Nn, step, n, N, grad_scale, c, sumsq, 0);
+}
+
+double lb_bsq_backward_gl_set(float *dP, float *dNn, float *dstep, const float *dwq,
+			      const float *P, const float *Nn, float step, size_t n, int N,
+			      int max_bits, float grad_scale, double c, const double *sumsq)
+{
+	assert(dP && dNn && dstep);
+	check_bits(N, max_bits);
+	zero_rows(dP, dNn, n, N, max_bits);
+	return backward_gl(dP, dNn, dstep, dwq, P, Nn, step, n, N, grad_scale, c, sumsq, 1);
 }
 
 /* ---- re-quantization and precision adjustment ---- */

@@ -136,6 +136,16 @@ double lb_bsq_backward_gl(float *dP, float *dNn, float *dstep, const float *dwq,
 			  const float *Nn, float step, size_t n, int N, float grad_scale, double c,
 			  const double *sumsq);
 
+/* lb_bsq_backward_gl for plane gradients that hold 0 (the trainer's zeroed
+ * gradient), without reading them: rows < N are written, rows N..max_bits-1
+ * set to 0 (all rows for N = 0); the step gradient still accumulates. The
+ * same bits as zeroing dP, dNn and calling lb_bsq_backward_gl (the same
+ * additions onto 0.0f), one pass less over the planes' gradient, and the
+ * trainer skips zeroing them (LB_PARAM_GRAD_SET). dP, dNn, dstep: not NULL. */
+double lb_bsq_backward_gl_set(float *dP, float *dNn, float *dstep, const float *dwq,
+			      const float *P, const float *Nn, float step, size_t n, int N,
+			      int max_bits, float grad_scale, double c, const double *sumsq);
+
 /* ---- per-plane density ----
  * nz:(N), nz[i] = (number of elements whose forward integer R (above: the
  * clipped, rounded |u|) has bit N-1-i set) / n, i.e. the fraction of non-zero
@@ -148,6 +158,10 @@ void lb_bsq_density(double *nz, const float *P, const float *Nn, size_t n, int N
  * Rows i < N to [0, 2] (NaN -> 0); rows N..max_bits-1 set to 0 (they should
  * be 0 already; weight decay keeps 0, stale momentum would not). */
 void lb_bsq_clamp(float *P, float *Nn, size_t n, int N, int max_bits);
+/* Only the second half: rows N..max_bits-1 set to 0. The trainer's optimizer
+ * clamps the planes to [0, 2] in its update (LB_PARAM_CLAMP, the same values
+ * as lb_bsq_clamp's first half) and then calls this. */
+void lb_bsq_clear_unused(float *P, float *Nn, size_t n, int N, int max_bits);
 
 /* ---- re-quantization and precision adjustment (methods.md 5.4) ----
  * What a call did. The return value of the functions below is

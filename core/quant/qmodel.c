@@ -297,6 +297,15 @@ int lb_qmodel_add_node(struct lb_model *m, const struct lb_quant_cfg *q, int i)
 			int d[2] = {(int)q->bsq.max_bits, (int)s->count};
 			s->p_bp = lb_model_add_param(m, i, "wq.planes_p", fl, 2, d, 0);
 			s->p_bn = lb_model_add_param(m, i, "wq.planes_n", fl, 2, d, 0);
+			/* the optimizer clamps the planes to [0, 2] as it updates
+			 * them (lb_bsq_clamp's bounds, in the same pass); their
+			 * gradient is written whole by the backward, not zeroed */
+			for (int k = 0; k < 2 && s->p_bp >= 0 && s->p_bn >= 0; k++) {
+				struct lb_param *pp = &m->params[k ? s->p_bn : s->p_bp];
+				pp->flags |= LB_PARAM_CLAMP | LB_PARAM_GRAD_SET;
+				pp->lo = 0.0f;
+				pp->hi = 2.0f;
+			}
 		}
 		s->p_step = lb_model_add_param(m, i, "wq.step", fl, 1, one, 0);
 		if (s->p_step < 0 || (q->bsq.finetune ? s->p_what < 0 : s->p_bp < 0 || s->p_bn < 0))
@@ -948,8 +957,16 @@ static void weight_backward(struct lb_model *m, struct lb_qstate *s)
 		 * in one pass, with the plane norms of this step's forward */
 		double c = (double)qm->cfg.bsq.alpha / qm->bsq_tp * (double)n *
 			   (qm->cfg.bsq.memory_weights ? N : 1);
-		s->penalty = lb_bsq_backward_gl(G(m, s->p_bp), G(m, s->p_bn), G(m, s->p_step), gq,
-						P(m, s->p_bp), P(m, s->p_bn), d, n, N, gs, c, s->sumsq);
+		/* the planes' gradient is LB_PARAM_GRAD_SET: written, not added,
+		 * when it still counts as zero (the trainer's one call a step) */
+		if (m->grad_set_pending)
+			s->penalty = lb_bsq_backward_gl_set(
+				G(m, s->p_bp), G(m, s->p_bn), G(m, s->p_step), gq, P(m, s->p_bp),
+				P(m, s->p_bn), d, n, N, (int)qm->cfg.bsq.max_bits, gs, c, s->sumsq);
+		else
+			s->penalty = lb_bsq_backward_gl(G(m, s->p_bp), G(m, s->p_bn),
+							G(m, s->p_step), gq, P(m, s->p_bp),
+							P(m, s->p_bn), d, n, N, gs, c, s->sumsq);
 		break;
 	}
 	case LB_QM_RQ:
@@ -1008,6 +1025,7 @@ double lb_model_quant_weights_backward(struct lb_model *m)
 		for (int b = 2; b <= s->bits; b++)
 			gg[b] += (float)dla[b];
 	}
+	m->grad_set_pending = 0;
 	return total;
 }
 
@@ -1035,9 +1053,9 @@ void lb_model_quant_after_step(struct lb_model *m)
 			}
 			if (s->p_gate >= 0)
 				lb_bits_clamp_log_a(P(m, s->p_gate) + 2, (size_t)s->bits - 1);
-			if (s->p_bp >= 0)
-				lb_bsq_clamp(P(m, s->p_bp), P(m, s->p_bn), s->count, bsq_N(m, s),
-					     (int)qm->cfg.bsq.max_bits);
+			if (s->p_bp >= 0) /* [0, 2]: the optimizer (LB_PARAM_CLAMP) */
+				lb_bsq_clear_unused(P(m, s->p_bp), P(m, s->p_bn), s->count,
+						    bsq_N(m, s), (int)qm->cfg.bsq.max_bits);
 			if (s->p_what >= 0)
 				lb_bsq_ft_clamp(P(m, s->p_what), s->count);
 			if (s->p_beta >= 0) {

@@ -478,7 +478,7 @@ static int near_gl(const float *a, const float *b, const float *x, const double 
 }
 
 struct fused_stats {
-	int fwd, norms, rows, gl_bits, gl_near, ste_bits, nulls, dstep;
+	int fwd, norms, rows, gl_bits, gl_near, ste_bits, nulls, dstep, set_bits;
 	double worst_ds, worst_gl, worst_ss;
 	size_t cases;
 };
@@ -604,6 +604,24 @@ static void fused_case(struct fused_stats *st, int kind, size_t n, int Nu, int m
 		st->ste_bits &= same_bits(dPa, dPb, m) && same_bits(dNa, dNb, m);
 		st->ste_bits &= memcmp(&d1, &dsa, sizeof(float)) == 0; /* same dstep as above */
 	}
+	/* _set (the trainer's path): dP, dNn full of garbage are written as if
+	 * zeroed, rows >= N cleared, the step gradient still accumulated; bit for
+	 * bit the zero-then-accumulate sequence, with c and with c = 0 */
+	for (int gl = 0; gl < 2; gl++) {
+		const double cc = gl ? c : 0.0;
+		float d1 = 0.25f, d2 = 0.25f;
+		memset(dPb, 0, fsz);
+		memset(dNb, 0, fsz);
+		const double v1 =
+		    lb_bsq_backward_gl(dPb, dNb, &d1, g, P, Nn, step, n, Nu, gs, cc, ser);
+		memcpy(dPa, dP0, fsz);
+		memcpy(dNa, dN0, fsz);
+		const double v2 = lb_bsq_backward_gl_set(dPa, dNa, &d2, g, P, Nn, step, n, Nu, mb,
+							 gs, cc, ser);
+		st->set_bits &= same_or_nan(dPa, dPb, m) && same_or_nan(dNa, dNb, m) &&
+				same_or_nan(&d1, &d2, 1) &&
+				(v1 == v2 || (isnan(v1) && isnan(v2)));
+	}
 	/* NULL outputs: the others as with all present */
 	{
 		float d1 = 0.25f;
@@ -641,7 +659,7 @@ static void test_fused(void)
 {
 	/* below, at and above the kernels' blocks (256, 8192 elements) */
 	static const size_t sizes[] = {1, 3, 5, 255, 256, 257, 1000, 8192, 8451};
-	struct fused_stats st = {1, 1, 1, 1, 1, 1, 1, 1, 0.0, 0.0, 0.0, 0};
+	struct fused_stats st = {1, 1, 1, 1, 1, 1, 1, 1, 1, 0.0, 0.0, 0.0, 0};
 	int zero = 1;
 
 	for (int kind = 0; kind < 4; kind++)
@@ -665,6 +683,8 @@ static void test_fused(void)
 	   st.worst_gl);
 	ok(st.ste_bits, "backward_gl c = 0 == lb_bsq_backward bit for bit, value 0, sumsq NULL");
 	ok(st.nulls, "backward_gl with dP / dNn / dstep NULL: the others unchanged");
+	ok(st.set_bits, "backward_gl_set on gradients full of garbage == zeroing them and "
+			"backward_gl: dP, dNn (rows >= N cleared), dstep, value bit for bit");
 
 	/* N = 0 */
 	{
