@@ -20,6 +20,11 @@ ok $? "validate quick.yaml prints 'SPEC: ok (4 trials)'"
 ok $? "validate grid.yaml exits 0"
 grep -qF "ok (54 trials)" "$T/out"
 ok $? "grid.yaml has 54 trials"
+# every stock spec (examples and the papers' reproductions) stays valid
+for f in "$EX"/*.yaml "$top_srcdir"/sweeps/papers/*.yaml; do
+	"$LOWBIT" validate "$f" > "$T/out" 2> "$T/err" && grep -q ': ok (' "$T/out"
+	ok $? "validate $(basename "$(dirname "$f")")/$(basename "$f"): $(cat "$T/out" "$T/err" | head -1)"
+done
 
 # plan: table, json, tsv
 "$LOWBIT" plan "$EX/quick.yaml" > "$T/plan" 2> "$T/err"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # A staged sweep end to end with real training (a miniature of
-# sweeps/examples/lottery.yaml): learn bits -> rewind to theta0 -> retrain at
+# sweeps/papers/lottery.yaml): learn bits -> rewind to theta0 -> retrain at
 # the learned bits, homogeneous runs from theta0 at other bits, a fresh
 # re-initialisation at the learned bits, and the PTQ grid of the ticket.
 . "$top_srcdir/tests/cli/lib.sh"
@@ -11,7 +11,7 @@ sed -e 's/train_limit: 5000, test_limit: 2000/train_limit: 256, test_limit: 200/
     -e 's/epochs: 4, batch: 64/epochs: 2, batch: 64/' \
     -e 's/seeds: \[1, 2, 3\]/seeds: [1]/' \
     -e 's/warmup_epochs: 1, ramp_epochs: 1, lambda: 2/warmup_epochs: 1, ramp_epochs: 1, lambda: 1000/' \
-    "$top_srcdir/sweeps/examples/lottery.yaml" > "$T/lottery.yaml"
+    "$top_srcdir/sweeps/papers/lottery.yaml" > "$T/lottery.yaml"
 grep -q "train_limit: 256" "$T/lottery.yaml" && grep -q "lambda: 1000" "$T/lottery.yaml"
 ok $? "a miniature of the lottery spec"
 timeout 900 "$LOWBIT" sweep "$T/lottery.yaml" -o "$T/out" >"$T/log" 2>&1
