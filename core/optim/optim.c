@@ -107,13 +107,13 @@ void lb_optim_free(struct lb_optimizer *o)
 	free(o);
 }
 
-/* The update is elementwise, so the "fast" path is the same loop written for
- * the compiler to vectorise (restrict, no branches on the hot path), run by
- * run with the run's constants: 3 streams read (w, g, buffer) instead of 5,
- * and the same values as the reference (lr * lr_scale is formed first in
- * both, and lr * 1.0f == lr). A clamped run is updated CHUNK floats at a time
- * and each chunk clamped while it is in L1, instead of a second pass over the
- * parameters (BSQ's planes are 16 floats per weight). */
+/* The update is elementwise and runs segment by segment with the segment's
+ * constants: 3 streams read (w, g, buffer) instead of 5, and the same values
+ * as the reference (lr * lr_scale is formed first in both, and lr * 1.0f ==
+ * lr). A clamped segment is updated CHUNK floats at a time and each chunk
+ * clamped while it is in L1, instead of a second pass over the parameters
+ * (BSQ's planes are 16 floats per weight). The clamp runs in blocks of VB
+ * floats, a constant trip count that GCC's -O2 vectoriser takes. */
 enum { CHUNK = 2048, VB = 16 };
 
 static inline float clampf(float x, float lo, float hi)
@@ -134,10 +134,7 @@ static void clamp_chunk(size_t n, float *restrict w, float lo, float hi)
 
 /* The kernels also test the gradient for inf/NaN as they read it (g - g is 0
  * exactly when g is finite): the trainer's divergence check costs no pass of
- * its own. They return nonzero when a value was not finite. The body runs
- * in blocks of VB floats, a constant trip count that GCC's -O2 vectoriser
- * takes (it leaves a loop of unknown length scalar); the tail is the same
- * expression, scalar. */
+ * its own. They return nonzero when a value was not finite. */
 static inline __attribute__((always_inline)) float sgd_elem(float *restrict w,
 							  const float *restrict g,
 							  float *restrict buf, size_t i, float wd,
@@ -193,16 +190,13 @@ static inline __attribute__((always_inline)) int adam_elem(float *restrict w,
 	return z != 0.0f;
 }
 
+/* scalar: sqrtf may set errno, which keeps GCC from vectorising it */
 static int adam_run(size_t n, float *restrict w, const float *restrict g, float *restrict m,
 		    float *restrict v, float wd, float lrs, float b1, float b2, float eps, float bc1,
 		    float bc2)
 {
 	int bad = 0;
-	size_t i = 0;
-	for (; i + VB <= n; i += VB)
-		for (size_t j = i; j < i + VB; j++)
-			bad |= adam_elem(w, g, m, v, j, wd, lrs, b1, b2, eps, bc1, bc2);
-	for (; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 		bad |= adam_elem(w, g, m, v, i, wd, lrs, b1, b2, eps, bc1, bc2);
 	return bad;
 }
