@@ -118,6 +118,11 @@ static const cyaml_strval_t gate_forward_strings[] = {
 	{"relaxed", LB_GATE_FWD_RELAXED},
 };
 
+static const cyaml_strval_t rq_grid_strings[] = {
+	{"twos", LB_RQ_GRID_TWOS},
+	{"midrise", LB_RQ_GRID_MIDRISE},
+};
+
 static const cyaml_strval_t pact_grad_strings[] = {
 	{"paper", LB_PACT_GRAD_PAPER},
 	{"lsq", LB_PACT_GRAD_LSQ},
@@ -269,6 +274,8 @@ static const cyaml_schema_field_t rq_fields[] = {
 	FLT("local_delta", struct lb_rq_cfg, local_delta),
 	FLT("ste_tau", struct lb_rq_cfg, ste_tau),
 	CYAML_FIELD_BOOL("tempered", OPT, struct lb_rq_cfg, tempered),
+	CYAML_FIELD_ENUM("grid", STRICT_ENUM, struct lb_rq_cfg, grid, rq_grid_strings,
+			 N_OF(rq_grid_strings)),
 	FLT("act_percentile", struct lb_rq_cfg, act_percentile),
 	CYAML_FIELD_END
 };
@@ -439,7 +446,7 @@ static const char config_defaults[] =
 	"    dorefa_scale: false\n"
 	"    lsq_grad_scale: true\n"
 	"    rq: {temperature: 2, sigma_init: 1, sigma_min: 1e-3, local_delta: 0, ste_tau: 1,\n"
-	"         tempered: false, act_percentile: 99.9}\n"
+	"         tempered: false, grid: twos, act_percentile: 99.9}\n"
 	"    dropbits: {enabled: false, granularity: element, p_top: 0.2}\n"
 	"    learn_bits: {enabled: false, lambda: 0.01, warmup_epochs: 2, ramp_epochs: 2,\n"
 	"                 freeze_epoch: 0, init_drop: 0.05, threshold: 0.5, gate_forward: hard,\n"
@@ -1812,6 +1819,9 @@ static int validate_quant(const struct load *ld, const struct lb_quant_cfg *q)
 	if (user_wrote(ld, "quant.rq") && !q_uses(q, 1, 1, rq_family, 3))
 		return bad(ld, "quant.rq", "set, but no quantizer uses rq, rq-st or srq (allowed: "
 			   "only with one of those methods)");
+	if (q->rq.grid == LB_RQ_GRID_MIDRISE && !q_uses(q, 1, 0, rq_family, 3))
+		return bad(ld, "quant.rq.grid", "midrise shifts signed weight grids, but no weights "
+			   "use rq, rq-st or srq (allowed: twos, or weights method rq, rq-st or srq)");
 	if ((user_wrote(ld, "quant.pact_alpha") || user_wrote(ld, "quant.pact_grad")) &&
 	    !q_uses(q, 0, 1, pact, 1))
 		return bad(ld, user_wrote(ld, "quant.pact_alpha") ? "quant.pact_alpha" : "quant.pact_grad",

@@ -157,6 +157,7 @@ enum lb_qmethod {
 enum lb_dropbits_granularity { LB_DROPBITS_ELEMENT, LB_DROPBITS_LAYER };
 enum lb_gate_forward_cfg { LB_GATE_FWD_HARD, LB_GATE_FWD_RELAXED };
 enum lb_pact_grad_cfg { LB_PACT_GRAD_PAPER, LB_PACT_GRAD_LSQ };
+enum lb_rq_grid_cfg { LB_RQ_GRID_TWOS, LB_RQ_GRID_MIDRISE };
 
 /* One quantizer: the weights of every conv/linear layer, or the activation
  * entering every conv/linear layer that does not read the network input. */
@@ -183,6 +184,8 @@ struct lb_rq_cfg {
 	float local_delta;   /* local grid +-delta sigma (0 = full grid) */
 	float ste_tau;       /* SRQ multi-class STE temperature (1 = identity STE) */
 	bool tempered;       /* SRQ backward through softmax(log pi / tau) (false) */
+	enum lb_rq_grid_cfg grid; /* signed weight grid: alpha m (twos, RQ's) or
+				   * alpha (m + 1/2) (midrise: RQ's offset beta = alpha/2) */
 	float act_percentile; /* activation alpha init: this percentile of the calibration
 			       * activations / (2^b - 1) (99.9) */
 };

@@ -339,6 +339,18 @@ int lb_qmodel_add_node(struct lb_model *m, const struct lb_quant_cfg *q, int i)
 	return LB_OK;
 }
 
+/* quant.rq.grid: midrise. The signed weight grid alpha (m + 1/2), m in
+ * [-2^(b-1), 2^(b-1)-1]: RQ's grid alpha G + beta with the offset beta = alpha/2
+ * (methods.md 2.1; RQ used beta = 0). The RQ/SRQ kernels run on the shifted
+ * weights, y = Q(w - alpha/2) + alpha/2, so their nested DropBits levels of m
+ * become symmetric ones: level 1 = {-alpha/2, alpha/2}, level k = the
+ * 2^k points of magnitude below 2^(k-1) alpha. Activations (unsigned grids)
+ * keep their grid. */
+static int midrise(const struct lb_qmodel *qm, const struct lb_qstate *s)
+{
+	return !s->is_act && uses_grid(s->method) && qm->cfg.rq.grid == LB_RQ_GRID_MIDRISE;
+}
+
 int lb_qmodel_alloc(struct lb_model *m)
 {
 	struct lb_qmodel *qm = m->q;
@@ -353,6 +365,8 @@ int lb_qmodel_alloc(struct lb_model *m)
 		s->wq = lb_alloc(s->count * sizeof(float));
 		s->scale = lb_alloc((size_t)s->rows * sizeof(float));
 		if (!s->wq || !s->scale)
+			return lb_error(LB_ERR_OOM, "out of memory");
+		if (midrise(qm, s) && !(s->xs = lb_alloc(2 * s->count * sizeof(float))))
 			return lb_error(LB_ERR_OOM, "out of memory");
 		if (s->method == LB_QM_SRQ && qm->cfg.dropbits.enabled &&
 		    qm->cfg.dropbits.granularity == LB_DROPBITS_ELEMENT &&
@@ -376,6 +390,7 @@ void lb_qmodel_free(struct lb_model *m)
 		lb_free(qm->w[k].wq);
 		lb_free(qm->w[k].scale);
 		lb_free(qm->w[k].lvl);
+		lb_free(qm->w[k].xs);
 	}
 	free(qm->w);
 	free(qm->a);
@@ -778,6 +793,26 @@ static void srq_mask(const struct lb_qmodel *qm, struct lb_qstate *s, struct lb_
 	}
 }
 
+/* The kernels' input for a weight grid: w, or w - alpha/2 (midrise, in xs). */
+static const float *midrise_in(struct lb_qstate *s, const float *w, float alpha)
+{
+	if (!s->xs)
+		return w;
+	const float h = 0.5f * alpha;
+	for (size_t i = 0; i < s->count; i++)
+		s->xs[i] = w[i] - h;
+	return s->xs;
+}
+
+static void midrise_out(const struct lb_qstate *s, float *y, float alpha)
+{
+	if (!s->xs)
+		return;
+	const float h = 0.5f * alpha;
+	for (size_t i = 0; i < s->count; i++)
+		y[i] += h;
+}
+
 static void weight_forward(struct lb_model *m, struct lb_qstate *s)
 {
 	struct lb_qmodel *qm = m->q;
@@ -846,10 +881,12 @@ static void weight_forward(struct lb_model *m, struct lb_qstate *s)
 		struct lb_rq_spec sp;
 		struct lb_rq_mask mk;
 		float alpha = expf(P(m, s->p_a)[0]), sigma = expf(P(m, s->p_b)[0]);
+		const float *x = midrise_in(s, w, alpha);
 		rq_spec(qm, s, &sp);
 		if (s->method != LB_QM_SRQ && qm->train) {
 			struct lb_rq_key key = {qm->seed, qm->step, (uint64_t)s->node << 40};
-			lb_rq_forward(y, w, n, &sp, alpha, sigma, &key);
+			lb_rq_forward(y, x, n, &sp, alpha, sigma, &key);
+			midrise_out(s, y, alpha);
 			break;
 		}
 		s->use_gates = qm->train && qm->gates_on && s->p_gate >= 0 && !s->frozen;
@@ -873,7 +910,8 @@ static void weight_forward(struct lb_model *m, struct lb_qstate *s)
 			memset(s->dzbar, 0, sizeof s->dzbar);
 		}
 		srq_mask(qm, s, &mk);
-		lb_srq_forward(y, w, n, &sp, alpha, sigma, &mk);
+		lb_srq_forward(y, x, n, &sp, alpha, sigma, &mk);
+		midrise_out(s, y, alpha);
 		break;
 	}
 	default:
@@ -975,14 +1013,30 @@ static void weight_backward(struct lb_model *m, struct lb_qstate *s)
 		struct lb_rq_spec sp;
 		double da = 0, ds = 0;
 		float alpha = expf(P(m, s->p_a)[0]), sigma = expf(P(m, s->p_b)[0]);
+		/* midrise: x = w - alpha/2 (still in xs from this step's forward) and
+		 * y = Q(x) + alpha/2, so dL/dw = dL/dx and dL/dalpha gains
+		 * sum(dL/dy - dL/dx) / 2; dL/dx goes to xs + n first for that sum */
+		const float *x = s->xs ? s->xs : w;
+		float *dx = s->xs ? s->xs + n : dw;
+		if (s->xs)
+			memset(dx, 0, n * sizeof(float));
 		rq_spec(qm, s, &sp);
 		if (s->method == LB_QM_SRQ) {
 			struct lb_rq_mask mk;
 			srq_mask(qm, s, &mk);
-			lb_srq_backward(dw, &da, &ds, gq, w, n, &sp, alpha, sigma, &mk);
+			lb_srq_backward(dx, &da, &ds, gq, x, n, &sp, alpha, sigma, &mk);
 		} else {
 			struct lb_rq_key key = {qm->seed, qm->step, (uint64_t)s->node << 40};
-			lb_rq_backward(dw, &da, &ds, gq, w, n, &sp, alpha, sigma, &key);
+			lb_rq_backward(dx, &da, &ds, gq, x, n, &sp, alpha, sigma, &key);
+		}
+		if (s->xs) {
+			double sg = 0, sx = 0;
+			for (size_t i = 0; i < n; i++) {
+				dw[i] += dx[i];
+				sg += gq[i];
+				sx += dx[i];
+			}
+			da += 0.5 * (sg - sx);
 		}
 		G(m, s->p_a)[0] += (float)(alpha * da);
 		G(m, s->p_b)[0] += (float)(sigma * ds);

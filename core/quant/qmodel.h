@@ -57,6 +57,7 @@ struct lb_qstate {
 	float dorefa_M;      /* dorefa weights: max |tanh w| of this step */
 	int frac_len;        /* sr: dynamic fixed-point fractional length of this step */
 	uint8_t *lvl;        /* dropbits per-element kept levels (count), or NULL */
+	float *xs;           /* rq.grid midrise weights: w - alpha/2 and its dL/d (2 count), or NULL */
 	int keep;            /* kept level for every element (per-layer dropbits, frozen) */
 	int use_gates;       /* this step samples gates */
 	float z[LB_QM_MAX_LEVELS], zbar[LB_QM_MAX_LEVELS], dz[LB_QM_MAX_LEVELS];

@@ -108,6 +108,10 @@ bad "a glob matching only a pool" "matches no conv/linear layer" \
 	--set quant.weights.method=uniform --set 'quant.layers=[{match: pool1, weights_bits: 8}]'
 bad "RQ settings without RQ" "set, but no quantizer uses rq, rq-st or srq" \
 	--set quant.weights.method=uniform --set quant.rq.temperature=0.5
+bad "midrise grid without RQ/SRQ weights" "quant.rq.grid (from --set): midrise shifts signed weight grids, but no weights use rq, rq-st or srq" \
+	--set quant.weights.method=uniform --set quant.activations.method=srq --set quant.rq.grid=midrise
+bad "unknown grid" "'odd' is not a known value (allowed: twos, midrise)" \
+	--set quant.weights.method=srq --set quant.rq.grid=odd
 bad "PACT setting without PACT" "quant.pact_alpha (from --set): set, but no activations use pact" --set quant.pact_alpha=6
 bad "DropBits without SRQ" "DropBits needs weights quantized with srq" \
 	--set quant.weights.method=dorefa --set quant.dropbits.enabled=true

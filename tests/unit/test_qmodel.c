@@ -263,11 +263,129 @@ static void test_report(void)
 	lb_config_free(cfg);
 }
 
+/* quant.rq.grid: midrise, the signed grid alpha (m + 1/2). At test time SRQ
+ * weights are the nearest point of {-3.5 .. 3.5} alpha (3 bits), a set closed
+ * under negation; with per-layer DropBits keeping level 1 the points are
+ * +-alpha/2 (the sign survives). RQ's soft training forward (fixed noise)
+ * gives a finite-difference check of dL/dw and dL/dlog alpha through the
+ * shift y = Q(w - alpha/2) + alpha/2. */
+static void test_midrise(void)
+{
+	struct lb_config *cfg = load("model: {arch: lenet5}\n"
+				     "quant: {weights: {method: srq, bits: 3}, rq: {grid: midrise}}\n");
+	struct lb_model *m = cfg ? build(cfg, 2) : NULL;
+	if (!m) {
+		ok(0, "SRQ with the midrise grid builds");
+		lb_config_free(cfg);
+		return;
+	}
+	lb_model_quant_begin(m, 0, 0);
+	int nearest = 1, symmetric = 1;
+	for (int l = 0; l < m->q->n_w; l++) {
+		struct lb_qstate *s = &m->q->w[l];
+		double alpha = exp((double)m->w[m->params[s->p_a].offset]);
+		const float *w = m->w + m->params[m->nodes[s->node].w].offset;
+		float lv[16];
+		size_t n = lb_quant_levels(lv, 15, s->wq, s->count);
+		for (size_t i = 0; i < s->count && nearest; i++) {
+			double u = (double)s->wq[i] / alpha - 0.5, d = fabs((double)w[i] - s->wq[i]);
+			int on_grid = fabs(u - nearbyint(u)) < 1e-4 && u > -4.5 && u < 3.5;
+			int inside = fabs(w[i]) <= 3.5 * alpha;
+			if (!on_grid || (inside && d > 0.5 * alpha * (1 + 1e-5)) ||
+			    (!inside && fabs(fabs(s->wq[i]) - 3.5 * alpha) > 1e-5 * alpha)) {
+				nearest = 0;
+				diag("layer %d weight %zu: w %g -> %g (alpha %g)", l, i, w[i], s->wq[i], alpha);
+			}
+		}
+		for (size_t i = 0; i < n; i++)
+			symmetric &= fabsf(lv[i] + lv[n - 1 - i]) <= 1e-6f * fabsf(lv[i]);
+	}
+	ok(nearest, "midrise SRQ at 3 bits: test-time weights are the nearest point of alpha (m + 1/2), "
+		    "m in [-4, 3], clamped to +-3.5 alpha");
+	ok(symmetric, "... and every layer's levels are symmetric about zero");
+	int one[4] = {1, 1, 1, 1};
+	ok(lb_model_quant_fix_bits(m, one, 4) == LB_OK, "fix 1 bit in every layer");
+	lb_model_quant_begin(m, 0, 0);
+	int binary = 1;
+	for (int l = 0; l < 4; l++) {
+		struct lb_qstate *s = &m->q->w[l];
+		float lv[16];
+		size_t n = lb_quant_levels(lv, 15, s->wq, s->count);
+		binary &= n == 2 && lv[0] == -lv[1] && lv[1] > 0;
+	}
+	ok(binary, "... at 1 bit (level 1 kept) every layer is {-a, +a}: no sign is lost");
+	lb_model_free(m);
+	lb_config_free(cfg);
+
+	cfg = load("model: {arch: lenet5}\n"
+		   "quant: {weights: {method: rq, bits: 2}, rq: {grid: midrise, temperature: 2}}\n");
+	m = cfg ? build(cfg, 2) : NULL;
+	if (!m) {
+		ok(0, "RQ with the midrise grid builds");
+		lb_config_free(cfg);
+		return;
+	}
+	struct lb_qstate *s = &m->q->w[0]; /* conv1: 800 weights */
+	float *la = m->w + m->params[s->p_a].offset, *w = m->w + m->params[m->nodes[s->node].w].offset;
+	float *c = malloc(s->count * sizeof *c);
+	for (size_t i = 0; i < s->count; i++)
+		c[i] = lb_rng_normal(13, LB_RNG_TEST, 3, i);
+	double L0 = 0;
+	lb_model_zero_grad(m);
+	lb_model_quant_begin(m, 1, 7);
+	for (size_t i = 0; i < s->count; i++) {
+		m->g[s->gq + i] = c[i];
+		L0 += (double)c[i] * s->wq[i];
+	}
+	for (int l = 1; l < m->q->n_w; l++)
+		memset(m->g + m->q->w[l].gq, 0, m->q->w[l].count * sizeof(float));
+	lb_model_quant_weights_backward(m);
+	double ga = m->g[m->params[s->p_a].offset];
+	const double h = 1e-2;
+	double Lp = 0, Lm = 0;
+	float a0 = *la;
+	*la = a0 + (float)h;
+	lb_model_quant_begin(m, 1, 7);
+	for (size_t i = 0; i < s->count; i++)
+		Lp += (double)c[i] * s->wq[i];
+	*la = a0 - (float)h;
+	lb_model_quant_begin(m, 1, 7);
+	for (size_t i = 0; i < s->count; i++)
+		Lm += (double)c[i] * s->wq[i];
+	*la = a0;
+	double fd = (Lp - Lm) / (2 * h);
+	ok(fabs(fd - ga) <= 2e-2 * fabs(fd) + 1e-3, "midrise RQ: dL/dlog alpha %.6g == central difference %.6g",
+	   ga, fd);
+	int dw_ok = 1;
+	for (size_t i = 0; i < s->count; i += 97) {
+		double g = m->g[m->params[m->nodes[s->node].w].offset + i], e = 1e-3;
+		float w0 = w[i];
+		w[i] = w0 + (float)e;
+		lb_model_quant_begin(m, 1, 7);
+		double yp = s->wq[i];
+		w[i] = w0 - (float)e;
+		lb_model_quant_begin(m, 1, 7);
+		double ym = s->wq[i];
+		w[i] = w0;
+		double d = c[i] * (yp - ym) / (2 * e);
+		if (!(fabs(d - g) <= 2e-2 * fabs(d) + 2e-3)) {
+			dw_ok = 0;
+			diag("weight %zu: dL/dw %g, central difference %g", i, g, d);
+		}
+	}
+	ok(dw_ok, "midrise RQ: dL/dw == central differences (every 97th weight of conv1)");
+	(void)L0;
+	free(c);
+	lb_model_free(m);
+	lb_config_free(cfg);
+}
+
 int main(void)
 {
 	test_layout();
 	test_levels();
 	test_gradient_path();
 	test_report();
+	test_midrise();
 	return done_testing();
 }
