@@ -358,11 +358,17 @@ int main(int argc, char **argv)
 		j.mask.dzbar = j.dzbar;
 		j.mask.gate_forward = LB_RQ_GATE_HARD;
 		row("srq gates (hard forward)", &j, srq_f, srq_b);
+		lb_srq_gated_scalar(1); /* the per-element code it replaced */
+		row("srq gates (hard forward, scalar)", &j, srq_f, srq_b);
+		lb_srq_gated_scalar(0);
 		j.mask.gate_forward = LB_RQ_GATE_RELAXED;
 		row("srq gates (relaxed forward)", &j, srq_f, srq_b);
 		j.mask.level = LEVEL;
 		j.mask.gate_forward = LB_RQ_GATE_HARD;
 		row("srq gates + dropbits per-element", &j, srq_f, srq_b);
+		lb_srq_gated_scalar(1);
+		row("srq gates + dropbits per-element (scalar)", &j, srq_f, srq_b);
+		lb_srq_gated_scalar(0);
 		j.maskp = NULL;
 	}
 	loadavg(la, sizeof(la));

@@ -674,6 +674,15 @@ static int srq_general(float *S0, float *S1, double *dzbar, float q, float g, in
 	return mlo + sel;
 }
 
+/* lb_srq_gated_scalar: the gated backward per element (srq_general) even where
+ * the vector kernel applies (tests and benchmarks compare the two) */
+static int srq_gated_scalar;
+
+void lb_srq_gated_scalar(int on)
+{
+	srq_gated_scalar = on != 0;
+}
+
 static int needs_general(const struct lb_rq_spec *sp, const struct lb_rq_mask *mask)
 {
 	return sp->tempered || (mask && mask->zbar);
@@ -730,6 +739,11 @@ struct vctx {
 	float rpow[MAX_K + 2];    /* rho^k, k < chunk */
 	int W;                    /* window half-width (K-1: full grid) */
 	int bits, uns, m0;
+	/* gated backward (srq_gated_body) only */
+	float omr;                /* 1 - exp(-r) */
+	int gate_level;           /* levels the hard gate forward keeps */
+	uint8_t lev[MAX_K];       /* level of grid point i */
+	float wz[MAX_K];          /* gate weight Zbar of grid point i */
 };
 
 static void vctx_init(struct vctx *v, const struct ctx *c)
@@ -749,6 +763,9 @@ static void vctx_init(struct vctx *v, const struct ctx *c)
 	v->bits = c->bits;
 	v->uns = c->uns;
 	v->m0 = c->m0;
+	v->omr = c->omr;
+	v->gate_level = c->gate_level;
+	memcpy(v->lev, c->lev, sizeof v->lev);
 }
 
 /* Whether the lanes of a block can have different points: per-element
@@ -781,6 +798,13 @@ static void srq_forward_generic(float *y, const float *x, size_t n, const uint8_
 				int keep, const struct vctx *v)
 {
 	srq_forward_body_4(y, x, n, level, keep, v);
+}
+
+static void srq_gated_generic(float *dx, double *sums, double *dzbar, const float *dy,
+			      const float *x, size_t n, const uint8_t *level, int keep,
+			      const struct vctx *v)
+{
+	srq_gated_body_4(dx, sums, dzbar, dy, x, n, level, keep, v);
 }
 
 static void dropbits_generic(uint8_t *level, size_t n, int bits, const float *p,
@@ -827,6 +851,23 @@ __attribute__((target(LB_RQ_AVX512))) static void srq_forward_avx512(
 		srq_forward_body_16(y, x, n, level, keep, v);
 }
 
+__attribute__((target("avx2"))) static void srq_gated_avx2(float *dx, double *sums,
+							    double *dzbar, const float *dy,
+							    const float *x, size_t n,
+							    const uint8_t *level, int keep,
+							    const struct vctx *v)
+{
+	srq_gated_body_8(dx, sums, dzbar, dy, x, n, level, keep, v);
+}
+
+/* 8 lanes with AVX-512 too: the lanes' ranges differ (gate weights, DropBits) */
+__attribute__((target(LB_RQ_AVX512))) static void srq_gated_avx512(
+	float *dx, double *sums, double *dzbar, const float *dy, const float *x, size_t n,
+	const uint8_t *level, int keep, const struct vctx *v)
+{
+	srq_gated_body_8(dx, sums, dzbar, dy, x, n, level, keep, v);
+}
+
 __attribute__((target("avx2"))) static void dropbits_avx2(uint8_t *level, size_t n, int bits,
 							  const float *p,
 							  const struct lb_rq_key *key)
@@ -856,6 +897,8 @@ static int isa_best(void)
 #define srq_forward_avx512 srq_forward_generic
 #define dropbits_avx2 dropbits_generic
 #define dropbits_avx512 dropbits_generic
+#define srq_gated_avx2 srq_gated_generic
+#define srq_gated_avx512 srq_gated_generic
 static int isa_best(void)
 {
 	return LB_RQ_ISA_GENERIC;
@@ -890,6 +933,21 @@ static srq_backward_fn srq_backward_kernel(void)
 		return srq_backward_avx2;
 	default:
 		return srq_backward_generic;
+	}
+}
+
+typedef void (*srq_gated_fn)(float *, double *, double *, const float *, const float *, size_t,
+			     const uint8_t *, int, const struct vctx *);
+
+static srq_gated_fn srq_gated_kernel(void)
+{
+	switch (lb_rq_isa()) {
+	case LB_RQ_ISA_AVX512:
+		return srq_gated_avx512;
+	case LB_RQ_ISA_AVX2:
+		return srq_gated_avx2;
+	default:
+		return srq_gated_generic;
 	}
 }
 
@@ -943,6 +1001,21 @@ void lb_srq_backward(float *dx, double *dalpha, double *dsigma, const float *dy,
 	double sum_s1 = 0.0, sum_qs0 = 0.0, sum_direct = 0.0;
 
 	ctx_init(&c, sp, alpha, sigma, mask);
+	if (!sp->tempered && mask && mask->zbar && mask->gate_forward == LB_RQ_GATE_HARD &&
+	    !srq_gated_scalar) {
+		struct vctx v;
+		double sums[2] = {0.0, 0.0};
+		vctx_init(&v, &c);
+		for (int i = 0; i < c.K; i++)
+			v.wz[i] = mask->zbar[c.lev[i]];
+		srq_gated_kernel()(dx, sums, mask->dzbar, dy, x, n, mask->level,
+				   keep_level(mask, 0, c.bits), &v);
+		if (dalpha)
+			*dalpha += sums[0];
+		if (dsigma)
+			*dsigma += -((double)alpha / ((double)sigma * sigma)) * sums[1];
+		return;
+	}
 	if (!needs_general(sp, mask)) {
 		struct vctx v;
 		double sums[2];
@@ -1299,6 +1372,7 @@ void lb_bits_clamp_log_a(float *log_a, size_t n)
 #define srq_vblock RQ_N(srq_vblock)
 #define srq_backward_body RQ_N(srq_backward_body)
 #define srq_forward_body RQ_N(srq_forward_body)
+#define srq_gated_body RQ_N(srq_gated_body)
 
 typedef float vf __attribute__((vector_size(4 * VL)));
 typedef int32_t vi __attribute__((vector_size(4 * VL)));
@@ -1641,6 +1715,151 @@ AI void srq_forward_body(float *y, const float *x, size_t n, const uint8_t *leve
 	}
 }
 
+/* Gated SRQ backward with the identity STE and the hard gate forward
+ * (methods.md 2.3-2.4): srq_general for these settings, VL elements at a
+ * time. Each lane's points are its window [wl, wh] (its DropBits-kept range
+ * cut to +-W around the hard selection, which rounds to the kept range capped
+ * at the gate level), weighted by Zbar of their level. The loop runs over the
+ * union of the lanes' windows and computes every edge once: e = exp(-|t|)
+ * (one vector exp per edge), s = e/(1+e)^2 and D from the smaller tails (as
+ * edges_fast, no cancellation); with p = w (D + eps):
+ *   Sw = sum p, rbar = sum p m / Sw, a = g alpha w (m - rbar) / Sw,
+ *   dL/dZbar_n(m) += g alpha (D + eps) (m - rbar) / Sw   (points in the window),
+ *   S0 = sum_j (a_{j-1} - a_j) s_j, S1q = sum_j (a_{j-1} - a_j) s_j (mu_j - q).
+ * dx += -S0/sigma; sums[0] += sum (S1q + q S0)/sigma + g m (dL/dalpha),
+ * sums[1] += sum S1q (S1 - q S0, for dL/dsigma); dzbar[k] += dL/dZbar_k.
+ * Tensor sums use 16 virtual lanes as srq_backward_body: the same bits for
+ * every VL. */
+AI void srq_gated_body(float *dx, double *sums, double *dzbar, const float *dy, const float *x,
+		       size_t n, const uint8_t *level, int keep, const struct vctx *v)
+{
+	enum { NSUB = 16 / VL, NL = LB_RQ_MAX_BITS + 1 };
+	vd acc_a[NSUB], acc_s[NSUB], acc_z[NSUB][NL];
+	vf fa[NSUB], fs[NSUB], fz[NSUB][NL];
+	vf Dv[MAX_K], Wv[MAX_K], Sv[MAX_K + 1];
+	int klo_i, khi_i, glo_i, ghi_i;
+	vf klo, khi, glo, ghi;
+	size_t blk = 0;
+
+	for (int i = 0; i < NSUB; i++) {
+		acc_a[i] = acc_s[i] = (vd){0};
+		fa[i] = fs[i] = vb(0.0f);
+		for (int k = 0; k < NL; k++) {
+			acc_z[i][k] = (vd){0};
+			fz[i][k] = vb(0.0f);
+		}
+	}
+	lb_rq_level_range(&klo_i, &khi_i, keep, v->uns);
+	lb_rq_level_range(&glo_i, &ghi_i, v->gate_level, v->uns);
+	klo = vb((float)klo_i);
+	khi = vb((float)khi_i);
+	glo = vb((float)glo_i);
+	ghi = vb((float)ghi_i);
+	for (size_t e0 = 0; e0 < n; e0 += VL, blk++) {
+		const size_t cnt = n - e0 < VL ? n - e0 : VL;
+		const int sub = (int)(blk % NSUB);
+		vf q, g;
+		if (cnt == VL) {
+			q = vload(x + e0) / v->alpha;
+			g = vload(dy + e0);
+			if (level)
+				vlevel_range(&klo, &khi, level + e0, v->bits, v->uns);
+		} else {
+			/* the tail, padded with x = dy = 0 (contributes exactly 0) */
+			float xb[VL] = {0}, gb[VL] = {0};
+			uint8_t lb[VL] = {0};
+			for (size_t i = 0; i < cnt; i++) {
+				xb[i] = x[e0 + i];
+				gb[i] = dy[e0 + i];
+				lb[i] = level ? level[e0 + i] : 0;
+			}
+			q = vload(xb) / v->alpha;
+			g = vload(gb);
+			if (level)
+				vlevel_range(&klo, &khi, lb, v->bits, v->uns);
+		}
+		const vf hl = vsel(klo > glo, klo, glo), hh = vsel(khi < ghi, khi, ghi);
+		const vf m = vround_clamp(q, hl, hh), gal = g * v->alpha;
+		vf wl = m - (float)v->W, wh = m + (float)v->W;
+		wl = vsel(wl > klo, wl, klo);
+		wh = vsel(wh < khi, wh, khi);
+		const int lo = (int)vhmin(wl), hi = -(int)vhmin(-wh), np = hi - lo + 1;
+		vf t = (((float)lo - 0.5f) - q) * v->r;
+		vf e = vexp_neg_clamped((vf)((vi)t & 0x7fffffff)), inv = 1.0f / (1.0f + e);
+		vi above = t >= 0.0f;
+		vf Sw = vb(0.0f), Sm = vb(0.0f);
+		Sv[0] = e * inv * inv;
+		for (int j = 0; j < np; j++) {
+			const float mf = (float)(lo + j);
+			const vf t1 = ((mf + 0.5f) - q) * v->r;
+			const vf e1 = vexp_neg_clamped((vf)((vi)t1 & 0x7fffffff));
+			const vf inv1 = 1.0f / (1.0f + e1);
+			const vi above1 = t1 >= 0.0f;
+			const vf num = vsel(above, e, vsel(above1, vb(1.0f), e1));
+			const vf D = v->omr * inv * inv1 * num + (float)LB_RQ_FUZZ;
+			const vi act = (mf >= wl) & (mf <= wh);
+			const vf w = vsel(act, vb(v->wz[lo + j - v->m0]), vb(0.0f)), p = w * D;
+			Dv[j] = D;
+			Wv[j] = w;
+			Sv[j + 1] = e1 * inv1 * inv1;
+			Sw += p;
+			Sm += p * mf;
+			e = e1;
+			inv = inv1;
+			above = above1;
+		}
+		const vf rbar = Sm / Sw;
+		vf aprev = vb(0.0f), S0 = vb(0.0f), S1q = vb(0.0f);
+		for (int j = 0; j < np; j++) {
+			const float mf = (float)(lo + j);
+			const vf dr = mf - rbar;
+			const vf a = gal * (Wv[j] / Sw * dr), ws = (aprev - a) * Sv[j];
+			const vi act = (mf >= wl) & (mf <= wh);
+			S0 += ws;
+			S1q += ws * ((mf - 0.5f) - q);
+			fz[sub][v->lev[lo + j - v->m0]] += vsel(act, gal * (Dv[j] / Sw * dr), vb(0.0f));
+			aprev = a;
+		}
+		{
+			const vf ws = aprev * Sv[np];
+			S0 += ws;
+			S1q += ws * (((float)hi + 0.5f) - q);
+		}
+		if (dx && cnt == VL)
+			vstore(dx + e0, vload(dx + e0) + S0 * v->neg_inv_sigma);
+		else if (dx) {
+			float d[VL];
+			vstore(d, S0 * v->neg_inv_sigma);
+			for (size_t i = 0; i < cnt; i++)
+				dx[e0 + i] += d[i];
+		}
+		fa[sub] += (S1q + q * S0) * v->inv_sigma + g * m;
+		fs[sub] += S1q;
+		if ((blk + 1) % (16 * NSUB) == 0)
+			for (int i = 0; i < NSUB; i++) {
+				acc_a[i] += __builtin_convertvector(fa[i], vd);
+				acc_s[i] += __builtin_convertvector(fs[i], vd);
+				fa[i] = fs[i] = vb(0.0f);
+				for (int k = 1; k <= v->bits; k++) {
+					acc_z[i][k] += __builtin_convertvector(fz[i][k], vd);
+					fz[i][k] = vb(0.0f);
+				}
+			}
+	}
+	for (int i = 0; i < NSUB; i++) {
+		acc_a[i] += __builtin_convertvector(fa[i], vd);
+		acc_s[i] += __builtin_convertvector(fs[i], vd);
+		for (int k = 1; k <= v->bits; k++)
+			acc_z[i][k] += __builtin_convertvector(fz[i][k], vd);
+		for (int j = 0; j < VL; j++) {
+			sums[0] += acc_a[i][j];
+			sums[1] += acc_s[i][j];
+			for (int k = 1; k <= v->bits && dzbar; k++)
+				dzbar[k] += acc_z[i][k][j];
+		}
+	}
+}
+
 /* Philox4x32-10 (Random123, as lb_rng_block) of VL counters that differ in
  * words 2 and 3 only: out[w] = word w of block (seed, purpose, epoch, index). */
 AI void vphilox(vu32 out[4], uint64_t seed, uint32_t purpose, uint32_t epoch, vu32 c2, vu32 c3)
@@ -1732,6 +1951,7 @@ AI void dropbits_body(uint8_t *level, size_t n, int bits, const float *p,
 #undef srq_vblock
 #undef srq_backward_body
 #undef srq_forward_body
+#undef srq_gated_body
 #undef RQ_N
 #undef RQ_CAT
 #undef RQ_CAT2

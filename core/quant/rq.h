@@ -27,9 +27,11 @@
  * - Every fast kernel has a *_ref twin (double precision, the literal
  *   formulas of methods.md 2.1.1/2.2/2.3): hard forwards equal bit for bit,
  *   gradients to float rounding (SRQ: within LB_RQ_GRAD_TOL).
- * - The SRQ kernels without gates run vectorised (lb_rq_set_isa); their
- *   results are the same bits on every ISA and do not depend on an element's
- *   position in the tensor. */
+ * - The SRQ kernels without gates, and the identity-STE backward with gates
+ *   in the hard gate forward, run vectorised (lb_rq_set_isa); their results
+ *   are the same bits on every ISA and do not depend on an element's position
+ *   in the tensor. The tempered STE and the relaxed gate forward run per
+ *   element (srq_general). */
 #ifndef LB_RQ_H
 #define LB_RQ_H
 
@@ -160,14 +162,19 @@ void lb_srq_backward_ref(float *dx, double *dalpha, double *dsigma, const float 
 			 float sigma, const struct lb_rq_mask *mask);
 
 /* Vector code of the SRQ kernels (lb_srq_forward without gates, the
- * identity-STE lb_srq_backward without gates): every choice gives the same
- * bits. AUTO (the default) is the best the CPU has. */
+ * identity-STE lb_srq_backward without gates and with gates in the hard gate
+ * forward): every choice gives the same bits. AUTO (the default) is the best
+ * the CPU has. */
 enum lb_rq_isa {
 	LB_RQ_ISA_AUTO = 0,
 	LB_RQ_ISA_GENERIC = 1, /* 4 lanes, SSE2 (any CPU) */
 	LB_RQ_ISA_AVX2 = 2,    /* 8 lanes */
 	LB_RQ_ISA_AVX512 = 3   /* 16 lanes (8 with per-element ranges); F, DQ, BW, VL */
 };
+/* on != 0: the gated identity-STE backward per element (the scalar float
+ * code of the tempered and relaxed-gate cases) instead of its vector kernel;
+ * process-wide, for tests and benchmarks (both are held to the _ref twin). */
+void lb_srq_gated_scalar(int on);
 /* Use isa from now on (process-wide; for tests and benchmarks): one the CPU
  * lacks, or AUTO, selects the best. Returns the ISA in force. */
 int lb_rq_set_isa(int isa);

@@ -1125,6 +1125,117 @@ static void test_gated_srq(void)
 	free(d2);
 }
 
+/* The vector kernel of the gated identity-STE backward (hard gate forward):
+ * == the _ref twin (dx, dalpha, dsigma, dL/dZbar) and == the scalar per-element
+ * code (lb_srq_gated_scalar) within LB_RQ_GRAD_TOL, over 2, 4 and 8 bits,
+ * signed and unsigned, gates dropping levels in the forward, per-element
+ * DropBits levels, local windows and alpha/sigma up to 25; the same bits on
+ * every vector ISA and wherever an element sits in a block. */
+static void test_gated_vector(void)
+{
+	const size_t n = 777; /* not a multiple of any vector width */
+	float *x = fnew(n), *dy = fnew(n), *d0 = fnew(n), *d1 = fnew(n), *d2 = fnew(n);
+	uint8_t *lv = malloc(n);
+	const int best = lb_rq_set_isa(LB_RQ_ISA_AUTO);
+	int ref_ok = 1, scalar_ok = 1, same = 1, shifted = 1;
+	double worst = 0;
+	for (size_t i = 0; i < n; i++)
+		dy[i] = unif(1700, i, -1.0f, 1.0f);
+	for (int cfg = 0; cfg < 7; cfg++) {
+		static const int bits_of[7] = {2, 4, 4, 4, 8, 3, 4};
+		const int bits = bits_of[cfg], uns = cfg == 5;
+		const float alpha = 0.1f, sigma = cfg == 3 ? 0.004f : cfg == 6 ? 0.3f : 0.09f;
+		float z[LB_RQ_MAX_BITS + 1], zbar[LB_RQ_MAX_BITS + 1], p[LB_RQ_MAX_BITS + 1];
+		double zb0[LB_RQ_MAX_BITS + 1] = {0}, zb1[LB_RQ_MAX_BITS + 1] = {0},
+		       zb2[LB_RQ_MAX_BITS + 1] = {0};
+		double a0 = 0, s0 = 0, a1 = 0, s1 = 0, a2 = 0, s2 = 0;
+		struct lb_rq_spec sp;
+		struct lb_rq_mask mask;
+		const struct lb_rq_key key = {SEED, (uint32_t)(9 + cfg), 0};
+		lb_rq_spec_default(&sp, bits, uns);
+		if (cfg == 2 || cfg == 4)
+			sp.delta = 3.0f;
+		/* gates: 1, then 0.95, 0.8, 0.45 (drops the levels above 3 in the
+		 * forward), 0.3, ... */
+		z[0] = z[1] = 1.0f;
+		for (int k = 2; k <= bits; k++)
+			z[k] = k == 2 ? 0.95f : k == 3 ? 0.8f : k == 4 ? 0.45f : 0.3f;
+		lb_bits_zbar(zbar, z, bits);
+		memset(&mask, 0, sizeof(mask));
+		mask.zbar = zbar;
+		mask.gate_forward = LB_RQ_GATE_HARD;
+		if (cfg == 1 || cfg == 2 || cfg == 5) {
+			lb_dropbits_probs(p, bits, 0.3f);
+			lb_dropbits_sample(lv, n, bits, p, &key, 1);
+			mask.level = lv;
+		}
+		fill_inputs(x, n, alpha, lb_rq_grid_min(&sp), 1 << bits, (uint32_t)(1710 + cfg));
+		memset(d1, 0, n * sizeof(float));
+		memset(d2, 0, n * sizeof(float));
+		mask.dzbar = zb2;
+		lb_srq_backward_ref(d2, &a2, &s2, dy, x, n, &sp, alpha, sigma, &mask);
+		lb_srq_gated_scalar(1);
+		mask.dzbar = zb1;
+		lb_srq_backward(d1, &a1, &s1, dy, x, n, &sp, alpha, sigma, &mask);
+		lb_srq_gated_scalar(0);
+		for (int isa = LB_RQ_ISA_GENERIC; isa <= best; isa++) {
+			double a = 0, s = 0, zb[LB_RQ_MAX_BITS + 1] = {0};
+			if (lb_rq_set_isa(isa) != isa)
+				continue;
+			float *d = isa == LB_RQ_ISA_GENERIC ? d0 : fnew(n);
+			memset(d, 0, n * sizeof(float));
+			mask.dzbar = zb;
+			lb_srq_backward(d, &a, &s, dy, x, n, &sp, alpha, sigma, &mask);
+			if (isa == LB_RQ_ISA_GENERIC) {
+				a0 = a;
+				s0 = s;
+				memcpy(zb0, zb, sizeof zb0);
+			} else {
+				if (memcmp(d0, d, n * sizeof(float)) || a0 != a || s0 != s ||
+				    memcmp(zb0, zb, sizeof zb0)) {
+					diag("cfg %d: isa %d differs from generic", cfg, isa);
+					same = 0;
+				}
+				free(d);
+			}
+			/* the same elements 5 places later in their blocks */
+			float *e = fnew(n);
+			memset(e, 0, n * sizeof(float));
+			if (mask.level)
+				mask.level = lv + 5;
+			mask.dzbar = NULL;
+			lb_srq_backward(e, NULL, NULL, dy + 5, x + 5, n - 5, &sp, alpha, sigma, &mask);
+			if (mask.level)
+				mask.level = lv;
+			shifted &= memcmp(d0 + 5, e, (n - 5) * sizeof(float)) == 0;
+			free(e);
+		}
+		lb_rq_set_isa(LB_RQ_ISA_AUTO);
+		const double er[4] = {rel_errf(d0, d2, n), rel1(a0, a2), rel1(s0, s2),
+				      rel_err(zb0 + 2, zb2 + 2, (size_t)bits - 1)};
+		const double es[4] = {rel_errf(d0, d1, n), rel1(a0, a1), rel1(s0, s1),
+				      rel_err(zb0 + 2, zb1 + 2, (size_t)bits - 1)};
+		for (int i = 0; i < 4; i++) {
+			worst = fmax(worst, er[i]);
+			ref_ok &= er[i] < LB_RQ_GRAD_TOL;
+			scalar_ok &= es[i] < LB_RQ_GRAD_TOL;
+		}
+		diag("gated cfg %d (%d-bit%s%s%s, alpha/sigma %.3g): vs ref dx %.1e dalpha %.1e dsigma %.1e dzbar %.1e; vs scalar dx %.1e",
+		     cfg, bits, uns ? " unsigned" : "", mask.level ? " dropbits" : "",
+		     sp.delta > 0 ? " window" : "", (double)(alpha / sigma), er[0], er[1], er[2], er[3], es[0]);
+	}
+	ok(ref_ok, "gated SRQ vector backward == ref within LB_RQ_GRAD_TOL (worst %.1e)", worst);
+	ok(scalar_ok, "gated SRQ vector backward == the scalar per-element code");
+	ok(same, "gated SRQ vector backward: the same bits on every vector ISA the CPU has");
+	ok(shifted, "gated SRQ vector backward of an element does not depend on its place in a block");
+	free(x);
+	free(dy);
+	free(d0);
+	free(d1);
+	free(d2);
+	free(lv);
+}
+
 /* ---- timing (informational) ---- */
 
 static void test_timing(void)
@@ -1179,6 +1290,7 @@ int main(void)
 	test_dropbits_exact();
 	test_gates();
 	test_gated_srq();
+	test_gated_vector();
 	test_timing();
 	return done_testing();
 }
