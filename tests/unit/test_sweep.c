@@ -427,6 +427,10 @@ static void test_errors(void)
 	expect_bad("log_uniform with min <= 0",
 		   "method: random\nsamples: 2\naxes:\n  optimizer.lr: {distribution: log_uniform, min: 0, max: 0.1}\n",
 		   "t.yaml:4:50: axes.optimizer.lr: log_uniform needs min > 0", NULL);
+	expect_bad("a zip row the config rejects (with the base)",
+		   "base:\n  train: {batch: 10}\naxes:\n  optimizer.lr: {values: [0.1, 0.2]}\n"
+		   "  train.shards: {values: [1, 4]}\nzip:\n  - [optimizer.lr, train.shards]\n",
+		   ": zip row 1 {optimizer.lr: 0.2, train.shards: 4}: 4 does not divide batch 10", NULL);
 	expect_bad("a distribution in a grid",
 		   "axes:\n  optimizer.lr: {distribution: uniform, min: 0.1, max: 0.2}\n",
 		   "t.yaml:2:18: axes.optimizer.lr: a distribution needs method: random", NULL);
