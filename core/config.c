@@ -299,6 +299,7 @@ static const cyaml_schema_field_t learn_bits_fields[] = {
 	CYAML_FIELD_ENUM("gate_forward", STRICT_ENUM, struct lb_learn_bits_cfg, gate_forward,
 			 gate_forward_strings, N_OF(gate_forward_strings)),
 	CYAML_FIELD_BOOL("memory_weights", OPT, struct lb_learn_bits_cfg, memory_weights),
+	CYAML_FIELD_BOOL("freeze_rescale", OPT, struct lb_learn_bits_cfg, freeze_rescale),
 	CYAML_FIELD_END
 };
 
@@ -450,7 +451,7 @@ static const char config_defaults[] =
 	"    dropbits: {enabled: false, granularity: element, p_top: 0.2}\n"
 	"    learn_bits: {enabled: false, lambda: 0.01, warmup_epochs: 2, ramp_epochs: 2,\n"
 	"                 freeze_epoch: 0, init_drop: 0.05, threshold: 0.5, gate_forward: hard,\n"
-	"                 memory_weights: true}\n"
+	"                 memory_weights: true, freeze_rescale: false}\n"
 	"    waveq: {enabled: false, align: dorefa, lambda_q: 1, lambda_beta: 0.03, amplitude: true,\n"
 	"            learn_beta: true, beta_init: 8, beta_min: 1, beta_max: 8, schedule: step,\n"
 	"            step_center: 0.2, step_width: 0.02, bits_rule: ceil}\n"
@@ -1882,6 +1883,10 @@ static int validate_quant(const struct load *ld, const struct lb_quant_cfg *q)
 		return bad(ld, "quant.learn_bits.freeze_epoch",
 			   "%u is not after the warm-up (allowed: 0 = never, or > warmup_epochs %u)",
 			   q->learn_bits.freeze_epoch, q->learn_bits.warmup_epochs);
+	if (q->learn_bits.freeze_rescale && !(q->learn_bits.enabled && q->learn_bits.freeze_epoch))
+		return bad(ld, "quant.learn_bits.freeze_rescale",
+			   "true, but no learned bits are frozen (allowed: only with "
+			   "quant.learn_bits.enabled: true and freeze_epoch > 0)");
 	if ((rc = validate_waveq(ld, q)))
 		return rc;
 	return validate_bsq(ld, q);

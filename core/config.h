@@ -206,6 +206,10 @@ struct lb_learn_bits_cfg {
 	float threshold;     /* level k kept when the test-time Zbar_k >= threshold (0.5) */
 	enum lb_gate_forward_cfg gate_forward; /* hard */
 	bool memory_weights; /* c_l = #W_l / #W (true); false: c_l = 1 */
+	bool freeze_rescale; /* at the freeze, grow an RQ/SRQ layer's alpha and sigma by
+			      * 2^(b_max - b*) so its b*-bit grid spans the b_max range
+			      * (as bits_from does); false: keep alpha (the nested
+			      * levels' inner grid) (false) */
 };
 
 /* WaveQ (docs/methods/waveq.md): a sinusoidal regulariser on the value the

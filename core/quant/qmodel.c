@@ -701,6 +701,16 @@ void lb_model_quant_epoch(struct lb_model *m, int epoch)
 				continue;
 			s->level = s->keep = learned_level(m, s);
 			s->frozen = 1;
+			/* state[1] (unused otherwise by RQ/SRQ weights) records the
+			 * freeze, so that a resumed run does not rescale twice */
+			float *st = S(m, s->b_state);
+			if (lb->freeze_rescale && uses_grid(s->method) && st[1] == 0.0f &&
+			    s->level < s->bits) {
+				float up = (float)(s->bits - s->level) * logf(2.0f);
+				P(m, s->p_a)[0] += up;
+				P(m, s->p_b)[0] += up;
+			}
+			st[1] = (float)s->level;
 		}
 		return;
 	}

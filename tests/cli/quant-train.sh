@@ -112,6 +112,8 @@ bad "midrise grid without RQ/SRQ weights" "quant.rq.grid (from --set): midrise s
 	--set quant.weights.method=uniform --set quant.activations.method=srq --set quant.rq.grid=midrise
 bad "unknown grid" "'odd' is not a known value (allowed: twos, midrise)" \
 	--set quant.weights.method=srq --set quant.rq.grid=odd
+bad "freeze_rescale without a freeze" "quant.learn_bits.freeze_rescale (from --set): true, but no learned bits are frozen" \
+	--set quant.weights.method=srq --set quant.learn_bits.enabled=true --set quant.learn_bits.freeze_rescale=true
 bad "PACT setting without PACT" "quant.pact_alpha (from --set): set, but no activations use pact" --set quant.pact_alpha=6
 bad "DropBits without SRQ" "DropBits needs weights quantized with srq" \
 	--set quant.weights.method=dorefa --set quant.dropbits.enabled=true

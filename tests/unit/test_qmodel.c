@@ -380,6 +380,57 @@ static void test_midrise(void)
 	lb_config_free(cfg);
 }
 
+/* learn_bits.freeze_rescale: at the freeze, a layer that learned b* < b_max
+ * bits gets alpha and sigma grown by 2^(b_max - b*), once (a resumed run,
+ * which freezes again from the gate logits, does not grow them twice); off,
+ * they stay. */
+static void test_freeze_rescale(void)
+{
+	for (int on = 0; on <= 1; on++) {
+		char yaml[512];
+		snprintf(yaml, sizeof yaml,
+			 "model: {arch: lenet5}\n"
+			 "quant: {weights: {method: srq, bits: 4}, learn_bits: {enabled: true, "
+			 "warmup_epochs: 1, freeze_epoch: 3, freeze_rescale: %s}}\n",
+			 on ? "true" : "false");
+		struct lb_config *cfg = load(yaml);
+		struct lb_model *m = cfg ? build(cfg, 2) : NULL;
+		if (!m) {
+			ok(0, "SRQ with learned bits builds");
+			lb_config_free(cfg);
+			continue;
+		}
+		struct lb_qstate *fc1 = &m->q->w[2], *c1 = &m->q->w[0];
+		float *la = m->w + m->params[fc1->p_gate].offset;
+		la[3] = la[4] = -10.0f; /* fc1: levels 3 and 4 off at test time -> 2 bits */
+		const float a0 = m->w[m->params[fc1->p_a].offset], s0 = m->w[m->params[fc1->p_b].offset];
+		const float c0 = m->w[m->params[c1->p_a].offset];
+		lb_model_quant_epoch(m, 3);
+		const float a1 = m->w[m->params[fc1->p_a].offset], s1 = m->w[m->params[fc1->p_b].offset];
+		const float up = on ? 2.0f * logf(2.0f) : 0.0f;
+		ok(fc1->frozen && fc1->level == 2 && a1 == a0 + up && s1 == s0 + up &&
+			   m->w[m->params[c1->p_a].offset] == c0,
+		   "freeze_rescale %s: fc1 frozen at 2 bits, log alpha and log sigma %s (conv1, 4 bits, "
+		   "unchanged)", on ? "true" : "false", on ? "+ 2 ln 2" : "unchanged");
+		for (int k = 0; k < m->q->n_w; k++) /* a resumed run: rebuilt, not frozen */
+			m->q->w[k].frozen = 0;
+		lb_model_quant_epoch(m, 4);
+		ok(fc1->frozen && m->w[m->params[fc1->p_a].offset] == a1,
+		   "... freezing again after a resume does not rescale twice");
+		if (on) {
+			lb_model_quant_begin(m, 0, 0);
+			float lv[16];
+			size_t n = lb_quant_levels(lv, 15, fc1->wq, fc1->count);
+			ok(n == 4 && fabsf(lv[0] + 2.0f * expf(a1)) <= 1e-6f * expf(a1) &&
+				   fabsf(2.0f * expf(a1) - 8.0f * expf(a0)) <= 1e-5f * expf(a0),
+			   "... fc1's 2-bit grid reaches -2 alpha' = -8 alpha, the 4-bit grid's end (%zu levels)",
+			   n);
+		}
+		lb_model_free(m);
+		lb_config_free(cfg);
+	}
+}
+
 int main(void)
 {
 	test_layout();
@@ -387,5 +438,6 @@ int main(void)
 	test_gradient_path();
 	test_report();
 	test_midrise();
+	test_freeze_rescale();
 	return done_testing();
 }
