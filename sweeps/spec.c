@@ -1658,6 +1658,11 @@ static int check_with_configs(struct lb_sweep *sw, struct lb_sweep_errs_ *e)
 			}
 			if ((rc = sets_push(&s, join3(key, "=", text), strdup(label), body->kpos, vpos)))
 				goto out;
+			/* a zip group's row is named with all its values */
+			size_t len = zg && ax->n_values
+					     ? (size_t)snprintf(ctx, sizeof ctx, "zip row %u {%s: %s", v,
+								ax->key, text)
+					     : 0;
 			for (unsigned k = 1; zg && k < zg->n_axes; k++) {
 				const struct lb_sweep_axis *o = NULL;
 				unsigned oi = 0;
@@ -1674,20 +1679,12 @@ static int check_with_configs(struct lb_sweep *sw, struct lb_sweep_errs_ *e)
 				if ((rc = sets_push(&s, join3(o->key, "=", o->values[v]), strdup(olabel),
 						    ob->kpos, map_get(ob, "values")->kids[v]->pos)))
 					goto out;
+				if (len && len < sizeof ctx)
+					len += (size_t)snprintf(ctx + len, sizeof ctx - len, ", %s: %s",
+								o->key, o->values[v]);
 			}
-			if (zg && ax->n_values) { /* name the whole row of the group */
-				size_t len = (size_t)snprintf(ctx, sizeof ctx, "zip row %u {%s: %s", v,
-							      ax->key, text);
-				for (unsigned k = 1; k < zg->n_axes && len < sizeof ctx; k++)
-					for (unsigned b = 0; b < sp->n_axes; b++)
-						if (!strcmp(sp->axes[b].key, zg->axes[k]) &&
-						    v < sp->axes[b].n_values && len < sizeof ctx)
-							len += (size_t)snprintf(
-								ctx + len, sizeof ctx - len, ", %s: %s",
-								sp->axes[b].key, sp->axes[b].values[v]);
-				if (len < sizeof ctx)
-					snprintf(ctx + len, sizeof ctx - len, "}");
-			}
+			if (len && len < sizeof ctx)
+				snprintf(ctx + len, sizeof ctx - len, "}");
 			int bad = try_config(sw, e, s.s, s.kpos, s.vpos, s.label, s.n, ctx);
 			sets_pop_to(&s, base_n);
 			if (e->oom || bad == 2)

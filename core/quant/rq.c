@@ -1373,6 +1373,8 @@ void lb_bits_clamp_log_a(float *log_a, size_t n)
 #define srq_backward_body RQ_N(srq_backward_body)
 #define srq_forward_body RQ_N(srq_forward_body)
 #define srq_gated_body RQ_N(srq_gated_body)
+#define vblock_load RQ_N(vblock_load)
+#define vblock_add_dx RQ_N(vblock_add_dx)
 
 typedef float vf __attribute__((vector_size(4 * VL)));
 typedef int32_t vi __attribute__((vector_size(4 * VL)));
@@ -1597,6 +1599,45 @@ AI void srq_vblock(vf *S0o, vf *S1o, vf *refo, vf *mo, vf q, vf g, vf klo, vf kh
 	*mo = m;
 }
 
+/* The block of cnt <= VL elements at e0 of the SRQ backwards: q = x/alpha,
+ * g = dy and, with per-element levels, each lane's kept range; a tail is
+ * padded with x = dy = 0 (contributes exactly 0). */
+AI void vblock_load(vf *q, vf *g, vf *klo, vf *khi, const float *x, const float *dy,
+		    const uint8_t *level, size_t e0, size_t cnt, const struct vctx *v)
+{
+	if (cnt == VL) {
+		*q = vload(x + e0) / v->alpha;
+		*g = vload(dy + e0);
+		if (level)
+			vlevel_range(klo, khi, level + e0, v->bits, v->uns);
+		return;
+	}
+	float xb[VL] = {0}, gb[VL] = {0};
+	uint8_t lb[VL] = {0};
+	for (size_t i = 0; i < cnt; i++) {
+		xb[i] = x[e0 + i];
+		gb[i] = dy[e0 + i];
+		lb[i] = level ? level[e0 + i] : 0;
+	}
+	*q = vload(xb) / v->alpha;
+	*g = vload(gb);
+	if (level)
+		vlevel_range(klo, khi, lb, v->bits, v->uns);
+}
+
+/* dx[e0 .. e0+cnt) += -S0/sigma */
+AI void vblock_add_dx(float *dx, size_t e0, size_t cnt, vf S0, const struct vctx *v)
+{
+	if (cnt == VL) {
+		vstore(dx + e0, vload(dx + e0) + S0 * v->neg_inv_sigma);
+		return;
+	}
+	float d[VL];
+	vstore(d, S0 * v->neg_inv_sigma);
+	for (size_t i = 0; i < cnt; i++)
+		dx[e0 + i] += d[i];
+}
+
 /* The backward over all elements (no gates, identity STE). keep: the kept
  * level of every element when level == NULL. [out] sums[0] = dL/dalpha,
  * sums[1] = sum (S1 - q S0) (dL/dsigma = -(alpha/sigma^2) sums[1]). */
@@ -1623,25 +1664,7 @@ AI void srq_backward_body(float *dx, double *sums, const float *dy, const float 
 		const size_t cnt = n - e0 < VL ? n - e0 : VL;
 		const int sub = (int)(blk % NSUB);
 		vf q, g, S0, S1, ref, m;
-		if (cnt == VL) {
-			q = vload(x + e0) / v->alpha;
-			g = vload(dy + e0);
-			if (level)
-				vlevel_range(&klo, &khi, level + e0, v->bits, v->uns);
-		} else {
-			/* the tail, padded with x = dy = 0 (contributes exactly 0) */
-			float xb[VL] = {0}, gb[VL] = {0};
-			uint8_t lb[VL] = {0};
-			for (size_t i = 0; i < cnt; i++) {
-				xb[i] = x[e0 + i];
-				gb[i] = dy[e0 + i];
-				lb[i] = level ? level[e0 + i] : 0;
-			}
-			q = vload(xb) / v->alpha;
-			g = vload(gb);
-			if (level)
-				vlevel_range(&klo, &khi, lb, v->bits, v->uns);
-		}
+		vblock_load(&q, &g, &klo, &khi, x, dy, level, e0, cnt, v);
 		if (ranged && 2 * v->W < khi_i - klo_i) /* narrow windows: relative */
 			srq_vblock(&S0, &S1, &ref, &m, q, g, klo, khi, 0, 2 * v->W, v, 2);
 		else if (ranged) {
@@ -1654,14 +1677,8 @@ AI void srq_backward_body(float *dx, double *sums, const float *dy, const float 
 				   v, 1);
 		} else
 			srq_vblock(&S0, &S1, &ref, &m, q, g, klo, khi, klo_i, khi_i, v, 0);
-		if (dx && cnt == VL)
-			vstore(dx + e0, vload(dx + e0) + S0 * v->neg_inv_sigma);
-		else if (dx) {
-			float d[VL];
-			vstore(d, S0 * v->neg_inv_sigma);
-			for (size_t i = 0; i < cnt; i++)
-				dx[e0 + i] += d[i];
-		}
+		if (dx)
+			vblock_add_dx(dx, e0, cnt, S0, v);
 		/* per element in float: dalpha gets S1/sigma + g m, dsigma
 		 * S1 - q S0 = S1rel + (mu_0 - q) S0 (no cancellation) */
 		fa[sub] += (S1 + ref * S0) * v->inv_sigma + g * m;
@@ -1759,25 +1776,7 @@ AI void srq_gated_body(float *dx, double *sums, double *dzbar, const float *dy, 
 		const size_t cnt = n - e0 < VL ? n - e0 : VL;
 		const int sub = (int)(blk % NSUB);
 		vf q, g;
-		if (cnt == VL) {
-			q = vload(x + e0) / v->alpha;
-			g = vload(dy + e0);
-			if (level)
-				vlevel_range(&klo, &khi, level + e0, v->bits, v->uns);
-		} else {
-			/* the tail, padded with x = dy = 0 (contributes exactly 0) */
-			float xb[VL] = {0}, gb[VL] = {0};
-			uint8_t lb[VL] = {0};
-			for (size_t i = 0; i < cnt; i++) {
-				xb[i] = x[e0 + i];
-				gb[i] = dy[e0 + i];
-				lb[i] = level ? level[e0 + i] : 0;
-			}
-			q = vload(xb) / v->alpha;
-			g = vload(gb);
-			if (level)
-				vlevel_range(&klo, &khi, lb, v->bits, v->uns);
-		}
+		vblock_load(&q, &g, &klo, &khi, x, dy, level, e0, cnt, v);
 		const vf hl = vsel(klo > glo, klo, glo), hh = vsel(khi < ghi, khi, ghi);
 		const vf m = vround_clamp(q, hl, hh), gal = g * v->alpha;
 		vf wl = m - (float)v->W, wh = m + (float)v->W;
@@ -1825,14 +1824,8 @@ AI void srq_gated_body(float *dx, double *sums, double *dzbar, const float *dy, 
 			S0 += ws;
 			S1q += ws * (((float)hi + 0.5f) - q);
 		}
-		if (dx && cnt == VL)
-			vstore(dx + e0, vload(dx + e0) + S0 * v->neg_inv_sigma);
-		else if (dx) {
-			float d[VL];
-			vstore(d, S0 * v->neg_inv_sigma);
-			for (size_t i = 0; i < cnt; i++)
-				dx[e0 + i] += d[i];
-		}
+		if (dx)
+			vblock_add_dx(dx, e0, cnt, S0, v);
 		fa[sub] += (S1q + q * S0) * v->inv_sigma + g * m;
 		fs[sub] += S1q;
 		if ((blk + 1) % (16 * NSUB) == 0)
@@ -1952,6 +1945,8 @@ AI void dropbits_body(uint8_t *level, size_t n, int bits, const float *p,
 #undef srq_backward_body
 #undef srq_forward_body
 #undef srq_gated_body
+#undef vblock_load
+#undef vblock_add_dx
 #undef RQ_N
 #undef RQ_CAT
 #undef RQ_CAT2
